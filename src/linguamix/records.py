@@ -1,0 +1,77 @@
+"""Small frozen records that cross stage boundaries."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .mixtures import PRETRAINED
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One unit of the study: a base model, a task, a mixture (or the pretrained baseline) and a seed."""
+
+    model: str
+    """Short model name (StudyConfig model `name`)."""
+    task: str
+    mixture: str
+    """Mixture id (`bn+en`) or `pretrained` for the base model evaluated without fine-tuning."""
+    seed: int = 0
+
+    @property
+    def kind(self) -> str:
+        return "baseline" if self.mixture == PRETRAINED else "train"
+
+    @property
+    def name(self) -> str:
+        """HELM-style run name; it is also the run's directory name."""
+        return f"model={self.model},task={self.task},mix={self.mixture},seed={self.seed}"
+
+    @classmethod
+    def from_name(cls, name: str) -> "RunSpec":
+        parts = dict(p.split("=", 1) for p in name.split(","))
+        return cls(model=parts["model"], task=parts["task"], mixture=parts["mix"], seed=int(parts["seed"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "kind": self.kind, "name": self.name}
+
+
+@dataclass(frozen=True)
+class Example:
+    """One rendered item in one language, identical for training and evaluation."""
+
+    task: str
+    item_id: str
+    """Shared by the parallel versions of the same item in every language."""
+    lang: str
+    prompt: str
+    completion: str
+    """Training target (without EOS; the tokenizer side appends it). Empty for items without a reference."""
+    gold: Any
+    """Math: the final number. API: {"api_name": str, "arguments": {str: str}}."""
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A scored generation for one item: always stored per example."""
+
+    item_id: str
+    lang: str
+    prompt_hash: str
+    completion: str
+    prediction: Any
+    """Math: extracted number or None; API: {"api_name", "arguments"} or None."""
+    correct: bool
+    """The primary verdict (math: lenient extraction; API: exact call match)."""
+    strict: bool
+    lenient: bool
+    gold: Any
+    detail: dict[str, Any] = field(default_factory=dict)
+    """Scorer extras (e.g. the extraction route, parse errors)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
