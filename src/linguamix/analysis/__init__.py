@@ -1,0 +1,1 @@
+"""Statistics and figures: pure functions on DataFrames (the only place statistics are computed)."""
