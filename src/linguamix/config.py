@@ -41,6 +41,9 @@ class ModelConfig(Strict):
     trust_remote_code: bool = False
     attn_implementation: str | None = None
     """None = linguamix's choice (varlen/flex fast path on GPU, SDPA on CPU)."""
+    build: Literal["tiny"] | None = None
+    """`tiny`: if `id` is a folder that does not exist yet, make linguamix's tiny base model there
+    (tokenizer + Qwen3-architecture model pretrained on the synthetic corpus; offline, CPU)."""
 
     @property
     def short_name(self) -> str:
@@ -158,6 +161,8 @@ class MixtureDesignConfig(Strict):
 
 class StudyConfig(Strict):
     name: str = "study"
+    data_seed: int = 0
+    """Seed of the item sampling and train/validation split (the same items for every run)."""
     output_dir: str = "runs"
     """Root of the run store (relative paths: to the config file)."""
     seeds: list[int] = Field(default_factory=lambda: [0])

@@ -75,3 +75,33 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class MathItem:
+    """A math word problem in one language, as loaded from a source (before rendering)."""
+
+    item_id: str
+    lang: str
+    question: str
+    answer: float
+    """Gold final number."""
+    solution: str | None = None
+    """Chain-of-thought solution ending in the localised answer sentence (None for test-only items)."""
+
+
+@dataclass(frozen=True)
+class ApiItem:
+    """An API-calling case in one language: the API descriptions, the dialogue so far, the gold call."""
+
+    item_id: str
+    lang: str
+    instruction: str
+    """API-Bank's task header + API descriptions (kept in English in every language)."""
+    dialogue: str
+    """The rendered context ("User: ...\\nAI: ...\\nAPI-Request: [...]->out"), without the final cue."""
+    api_name: str
+    arguments: dict[str, str]
+    """Gold argument values, as strings (API-Bank's param_dict)."""
+    target: str | None = None
+    """The reference completion if the source gives one verbatim; else rendered from the gold call."""

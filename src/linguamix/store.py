@@ -316,3 +316,43 @@ def load_results(run_paths: Iterable[str | Path], split: str = "test"):
                 "ci_low": lang_row.get("ci_low"), "ci_high": lang_row.get("ci_high"),
             })
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+# -- data cache ---------------------------------------------------------------------------------------
+def write_parquet(path: str | Path, rows: list[dict[str, Any]], schema) -> None:
+    """Deterministic Parquet (explicit schema, no pandas metadata): same rows -> same bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(rows, schema=schema)
+    with atomic_path(path, "wb") as f:
+        pq.write_table(table, f, compression="zstd", write_statistics=False)
+
+
+def read_parquet(path: str | Path):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path)
+
+
+class DataDir:
+    """Cached data of one task for one tokenizer: the item selection, and one folder per mixture."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def selection_file(self) -> Path:
+        return self.path / "selection.json"
+
+    def mixture_dir(self, mixture_id: str) -> Path:
+        return self.path / "mixtures" / mixture_id
+
+    def split_file(self, mixture_id: str, split: str) -> Path:
+        return self.mixture_dir(mixture_id) / f"{split}.parquet"
+
+    def manifest_file(self, mixture_id: str) -> Path:
+        return self.mixture_dir(mixture_id) / "manifest.json"
+
+    def has_mixture(self, mixture_id: str) -> bool:
+        return self.manifest_file(mixture_id).exists()

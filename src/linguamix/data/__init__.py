@@ -1,0 +1,1 @@
+"""Data: benchmark loaders, linguamix's synthetic parallel tasks, and mixture building."""
