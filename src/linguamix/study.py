@@ -53,3 +53,51 @@ def plan_rows(cfg: StudyConfig, store: Store | None = None) -> list[dict[str, An
             "status": st.get("state", "pending"),
         })
     return rows
+
+
+def execute(cfg: StudyConfig, spec: RunSpec, rd, *, progress: bool = True, allow_config_change: bool = False,
+            evaluate_test: bool = True) -> int:
+    """Run one run to completion: train (unless it is the pretrained baseline), select, evaluate the
+    selected model on the test languages. Idempotent: a complete run is skipped, a partial one resumes.
+    Returns the process exit code (0, or train.EXIT_PREEMPTED after a SIGTERM)."""
+    from accelerate import PartialState
+
+    from . import train as train_stage
+    from .data.build import load_test
+    from .evaluate import evaluate, make_generator
+    from .models import load_tokenizer, model_path
+
+    if rd.is_complete():
+        return 0
+    state = PartialState()
+    if state.is_main_process:
+        rd.init(spec.to_dict(), run_config(cfg, spec), allow_config_change=allow_config_change)
+        rd.set_status("running")
+    state.wait_for_everyone()
+    try:
+        model_cfg = cfg.model(spec.model)
+        path = model_path(model_cfg, cfg.base_dir)
+        selected: dict = {}
+        if spec.kind == "train":
+            res = train_stage.train(cfg, spec, rd, model_path=path, progress=progress)
+            if res.preempted:
+                if state.is_main_process:
+                    rd.set_status("pending", reason="preempted: checkpoint saved; rerun to resume")
+                return train_stage.EXIT_PREEMPTED
+            path = str(res.model_dir)
+            selected = {"selected_epoch": res.best_epoch, "selected_val_avg_acc": res.best_avg_acc}
+        if evaluate_test and state.is_main_process:
+            tok = load_tokenizer(path, trust_remote_code=model_cfg.trust_remote_code)
+            test = load_test(cfg, spec.task, cfg.eval.languages)
+            gen = make_generator(cfg.eval.backend, path, tok, batch_size=cfg.eval.batch_size,
+                                 trust_remote_code=model_cfg.trust_remote_code)
+            evaluate(gen, spec.task, test, rd, max_new_tokens=cfg.task(spec.task).max_new_tokens,
+                     progress=progress, extra={"model": path, **selected})
+        if state.is_main_process:
+            rd.set_status("done" if evaluate_test else "pending", **selected)
+        state.wait_for_everyone()
+        return 0
+    except BaseException as e:
+        if state.is_main_process and not isinstance(e, KeyboardInterrupt):
+            rd.set_status("failed", reason=f"{type(e).__name__}: {e}".splitlines()[0][:500])
+        raise

@@ -408,20 +408,20 @@ def load_api_bank(root: Path | str, langs: list[str], *, split: str, per_languag
 def load_synthetic(kind: str, langs: list[str], options: dict[str, Any]) -> Loaded:
     from . import synthetic
 
-    n, seed = int(options.get("n", 1000)), int(options.get("seed", 0))
+    n, seed, start = int(options.get("n", 1000)), int(options.get("seed", 0)), int(options.get("start", 0))
     if kind == "synthetic-math":
-        records = synthetic.generate_math(n, langs, seed=seed)
+        records = synthetic.generate_math(n, langs, seed=seed, start=start)
         items = {lang: [MathItem(r.item_id, r.lang, r.question, float(r.answer), r.cot)
                         for r in records if r.lang == lang] for lang in langs}
     else:
-        records = synthetic.generate_api(n, langs, seed=seed)
+        records = synthetic.generate_api(n, langs, seed=seed, start=start)
         items = {}
         for lang in langs:
             items[lang] = [ApiItem(item_id=r.item_id, lang=lang, instruction=synthetic.api_instruction(r),
                                    dialogue="\n".join(_render_turn(t) for t in r.dialogue),
                                    api_name=r.gold["api_name"], arguments=dict(r.gold["arguments"]))
                            for r in records if r.lang == lang]
-    return Loaded(items, [{"path": f"synthetic:{kind}:n={n}:seed={seed}", "sha256": ""}])
+    return Loaded(items, [{"path": f"synthetic:{kind}:n={n}:seed={seed}:start={start}", "sha256": ""}])
 
 
 # -- dispatch ---------------------------------------------------------------------------------------
