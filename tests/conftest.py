@@ -1,6 +1,12 @@
 import os
 from pathlib import Path
 
+# Tiny models: one thread is fastest, and it keeps timings sane when other processes share the cores
+# (OpenMP spin-waiting on an oversubscribed machine slows a 2-thread backward pass down ~100x).
+# Subprocesses started by the tests inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]

@@ -83,16 +83,33 @@ def cmd_design(args) -> int:
 
 def cmd_plan(args) -> int:
     from .config import load_config
-    from .study import plan_rows
+    from .study import compute_plan, plan_rows
 
     cfg = load_config(args.config)
     rows = plan_rows(cfg)
-    emit(rows, args.format, ["kind", "model", "task", "mixture", "n_languages", "seed", "status"])
+    compute = compute_plan(cfg, build_data=args.build_data, progress=not args.quiet)
+    for r in rows:
+        r.update(compute.runs[r["name"]])
+    if args.totals:
+        json.dump({**compute.totals, "notes": list(compute.notes)}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    emit(rows, args.format, ["kind", "model", "task", "mixture", "n_languages", "seed", "status", "train_tokens",
+                             "flops", "gpu_hours_floor", "gpu_hours_at_measured_mfu"])
     if args.format == "table":
         n_train = sum(r["kind"] == "train" for r in rows)
         done = sum(r["status"] == "done" for r in rows)
-        print(f"{n_train} training runs + {len(rows) - n_train} baseline evaluations; {done} done",
-              file=sys.stderr)
+        print(f"{n_train} training runs + {len(rows) - n_train} baseline evaluations; {done} done", file=sys.stderr)
+        t = compute.totals
+        if t["flops"] is not None:
+            measured = (f", {t['gpu_hours_at_measured_mfu']:,.1f} at the MFU measured so far "
+                        f"({t['runs_with_measured_mfu']} runs)" if t["gpu_hours_at_measured_mfu"] is not None
+                        else "; no MFU measured yet")
+            print(f"compute ({t['runs_with_compute']} of {t['training_runs']} training runs): {t['train_tokens']:,} "
+                  f"training tokens, {t['flops']:.3g} FLOPs (6NT), {t['gpu_hours_floor']:,.2f} GPU-hours at 100 % of "
+                  f"{t['peak_flops_per_gpu'] / 1e12:g} TFLOP/s{measured}", file=sys.stderr)
+        for note in compute.notes:
+            print(f"note: {note}", file=sys.stderr)
     return 0
 
 
@@ -306,6 +323,107 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+# -- analyze stage -----------------------------------------------------------------------------------
+def cmd_analyze(args) -> int:
+    """Every analysis of the paper from one results table; nothing is written unless the input is valid."""
+    import time
+
+    from .analysis.inputs import load_results
+    from .analysis.pipeline import AnalysisOptions, run_analysis, write_outputs
+    from .report import write_report
+
+    start = time.perf_counter()
+    try:
+        ks = tuple(int(k) for k in args.ks.split(",") if k.strip())
+    except ValueError:
+        raise ConfigError(f"--ks {args.ks!r}: expected comma-separated integers, e.g. 4,6,9") from None
+    for flag, value in (("--n-boot-median", args.n_boot_median), ("--n-boot-regression", args.n_boot_regression)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}")
+    if not 0 < args.train_fraction < 1:
+        raise ConfigError(f"--train-fraction must be between 0 and 1, got {args.train_fraction}")
+    results = load_results(args.results, predictions=args.predictions)
+    options = AnalysisOptions(seed=args.seed, n_boot_median=args.n_boot_median,
+                              n_boot_regression=args.n_boot_regression, train_fraction=args.train_fraction,
+                              ks=ks, zero_shot_test=args.zero_shot_test)
+    analysis = write_outputs(run_analysis(results, options), args.out)
+    write_report(analysis, args.out)
+    print(f"analysed {len(results.rows)} rows in {time.perf_counter() - start:.1f} s; "
+          f"report: {args.out}/report.md, {args.out}/index.html", file=sys.stderr)
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    """A results table drawn from planted regression coefficients (validates `analyze`)."""
+    from .analysis.simulate import load_design, parse_coefs, simulate, write_simulation
+
+    design = load_design(args.design, n_items=args.n_items)
+    sim = simulate(design, coefs=parse_coefs(args.coef), seed=args.seed, noise_sd=args.noise_sd, rho=args.rho)
+    written = write_simulation(sim, args.out, predictions=args.predictions)
+    print(f"wrote {len(sim.table)} rows ({', '.join(map(str, written))}); planted: "
+          + ", ".join(f"{k}={v:g}" for k, v in sim.coefs.items())
+          + f"; {sim.clipped} instance(s) clipped to [0.01, 0.99]", file=sys.stderr)
+    return 0
+
+
+# -- study orchestration and the results database -----------------------------------------------------
+def cmd_study_run(args) -> int:
+    from .config import load_config
+    from .executors import make_executor
+    from .study import parse_only, run_study
+
+    cfg = load_config(args.config)
+    only = parse_only(args.only)
+    executor = make_executor(cfg, args.executor, max_parallel=args.max_parallel, isolation=args.isolation,
+                             gpus_per_run=args.gpus_per_run)
+    report = run_study(cfg, args.config, executor, only=only, max_retries=args.max_retries,
+                       allow_config_change=args.allow_config_change, progress=not args.quiet)
+    return report.exit_code
+
+
+def cmd_study_status(args) -> int:
+    from .config import load_config
+    from .study import _fmt_s, parse_only, select, status_rows, summary_line
+
+    cfg = load_config(args.config)
+    rows = status_rows(cfg, select(cfg, parse_only(args.only)))
+    line = summary_line(rows)
+    if args.state:
+        rows = [r for r in rows if r["state"] in args.state]
+    if args.format == "json":
+        from collections import Counter
+
+        counts = Counter(r["state"] for r in status_rows(cfg, select(cfg, parse_only(args.only))))
+        json.dump({"summary": {s: counts.get(s, 0) for s in ("done", "running", "failed", "pending")} | {"line": line},
+                   "runs": rows}, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return 0
+    if args.format == "table":
+        rows = [{**r, "elapsed": _fmt_s(r["elapsed_s"])} for r in rows]
+    emit(rows, args.format, ["kind", "model", "task", "mixture", "seed", "state", "attempts", "elapsed", "reason"]
+         if args.format == "table" else None)
+    print(line, file=sys.stdout if args.format == "table" else sys.stderr)
+    return 0
+
+
+def cmd_study_run_one(args) -> int:
+    from .config import load_config
+    from .study import find_run, run_one
+
+    cfg = load_config(args.config)
+    return run_one(cfg, find_run(cfg, args.run), progress=not args.quiet, allow_config_change=args.allow_config_change)
+
+
+def cmd_collect(args) -> int:
+    from .collect import collect
+    from .config import load_config
+
+    res = collect(load_config(args.config), out=args.out, fmt=args.format)
+    print(f"wrote {res.path} ({res.format}): " + ", ".join(f"{t} {n}" for t, n in res.rows.items()) + " rows",
+          file=sys.stderr)
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------------
 def _add(sub, name: str, func: Callable, help: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help, description=help)
@@ -334,8 +452,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("config", nargs="?", help="study config whose `mixtures` section to expand")
     _format_arg(p)
 
-    p = _add(sub, "plan", cmd_plan, "[design] list every run of a study with its status in the store")
+    p = _add(sub, "plan", cmd_plan, "[design] list every run of a study with its status in the store and its "
+                                    "training compute (tokens, FLOPs = 6NT, GPU-hours)")
     p.add_argument("config", help="study config (YAML)")
+    p.add_argument("--build-data", action="store_true", help="build missing training data (and tiny models) to count "
+                   "tokens; may download tokenizers (default: use only what is on this machine)")
+    p.add_argument("--totals", action="store_true", help="print only the totals, as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     _format_arg(p)
 
     p = _add(sub, "train", cmd_train, "[train] fine-tune a base model on one mixture, select by validation "
@@ -405,12 +528,102 @@ def build_parser() -> argparse.ArgumentParser:
                    help="math only: mcot_compat reproduces mCoT's own scorer (default: default)")
     p.add_argument("--summary", metavar="FILE", help="write the per-language summary here as JSON "
                    "(default: a table on stderr)")
+
+    p = _add(sub, "analyze", cmd_analyze, "[analyze] every result of the paper from a results table: CSVs, "
+                                          "figures (PNG, SVG), report.md and index.html")
+    p.add_argument("results", help="results table: the DuckDB of `linguamix collect`, or CSV/Parquet with "
+                                   "model, family, size_b, task, mixture, train_langs, n_train_langs, eval_lang, n, correct")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the regression split (default: 0)")
+    p.add_argument("--predictions", help="per-item predictions (CSV/Parquet/JSONL: model, task, mixture, eval_lang, "
+                                         "item_id, correct) for paired McNemar tests (default: the DuckDB's table)")
+    p.add_argument("--n-boot-median", type=int, default=9999, help="bootstrap resamples per median delta (default: 9999)")
+    p.add_argument("--n-boot-regression", type=int, default=2000,
+                   help="bootstrap resamples of the regression coefficients (default: 2000)")
+    p.add_argument("--train-fraction", type=float, default=0.7, help="regression training share (default: 0.7)")
+    p.add_argument("--ks", default="4,6,9", help="diversity levels of the zero-shot analysis (default: 4,6,9)")
+    p.add_argument("--zero-shot-test", choices=("welch", "mcnemar"), default="welch",
+                   help="test deciding the zero-shot verdict: welch = t-test on item outcomes, as in the paper; "
+                        "mcnemar = paired, where per-item predictions exist (default: welch)")
+
+    p = _add(sub, "simulate", cmd_simulate, "[analyze] a results table for a whole design drawn from planted "
+                                            "regression coefficients (to validate `analyze`)")
+    p.add_argument("--design", required=True, help="a study config (YAML), or `paper` for the paper's 5 models")
+    p.add_argument("--out", required=True, help="results file: .csv, .parquet, or .duckdb (evaluations + predictions)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--coef", action="append", metavar="NAME=VALUE",
+                   help="override a planted coefficient (intercept, log10_model_size, qwen_family, math_task, "
+                        "pretrained_only, eval_lang_in_training, sqrt_L_over_Lmax); repeatable")
+    p.add_argument("--noise-sd", type=float, default=0.03,
+                   help="SD of the per-instance accuracy noise around the planted model (default: 0.03)")
+    p.add_argument("--rho", type=float, default=0.5,
+                   help="correlation of an item's outcomes across mixtures (latent scale; default: 0.5)")
+    p.add_argument("--n-items", type=int, help="test items per language for every task (default: math 250, api 399)")
+    p.add_argument("--predictions", help="also write per-item predictions here (.csv or .parquet)")
+
+    study = sub.add_parser("study", help="[study] run the whole design (local or SLURM) and watch its state",
+                           description="[study] run the whole design (local or SLURM) and watch its state")
+    ssub = study.add_subparsers(dest="study_command", metavar="COMMAND")
+    ssub.required = True
+    only_help = ("only runs matching KEY=VALUE[|VALUE...], comma-separated, repeatable; KEY: model, task, mixture, "
+                 "kind (train|baseline), seed")
+    p = _add(ssub, "run", cmd_study_run, "[study] build data, train, select and evaluate every run not yet complete; "
+                                         "rerun to resume")
+    p.add_argument("config", help="study config (YAML)")
+    p.add_argument("--executor", choices=("local", "slurm", "submitit-local"),
+                   help="where runs execute (default: the config's executor.kind); submitit-local = the slurm "
+                        "code path on this machine")
+    p.add_argument("--max-parallel", type=int, help="runs at a time (local: default one per GPU, or 1 on CPU; "
+                                                    "slurm: the job array's parallelism)")
+    p.add_argument("--only", action="append", metavar="KEY=VALUE,...", help=only_help)
+    p.add_argument("--max-retries", type=int, help="retries of a failed run (default: the config's executor.max_retries)")
+    p.add_argument("--isolation", choices=("inline", "process"), help="local: run in this process or one subprocess "
+                   "per run (default: inline on a CPU-only machine with one run at a time, else process)")
+    p.add_argument("--gpus-per-run", type=int, help="local: GPUs per training run (default: all visible GPUs when "
+                                                    "train.accelerate_config is set, else 1)")
+    p.add_argument("--allow-config-change", action="store_true", help="reuse run directories although their config changed")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = _add(ssub, "status", cmd_study_status, "[study] the state of every run: pending, running, done, failed + reason")
+    p.add_argument("config", help="study config (YAML)")
+    p.add_argument("--only", action="append", metavar="KEY=VALUE,...", help=only_help)
+    p.add_argument("--state", action="append", choices=("pending", "running", "done", "failed"),
+                   help="list only runs in this state (repeatable; the summary line counts all)")
+    _format_arg(p)
+
+    p = _add(ssub, "run-one", cmd_study_run_one, "[study] (internal) run one run of the study to completion; the job "
+                                                 "that `study run` starts")
+    p.add_argument("config", help="study config (YAML)")
+    p.add_argument("--run", required=True, help="run name, e.g. model=qwen3-0.6b,task=math,mix=en,seed=0")
+    p.add_argument("--allow-config-change", action="store_true", help="reuse the run directory although its config changed")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = _add(sub, "collect", cmd_collect, "[store] gather every run directory into one database: tables runs, "
+                                          "evaluations, predictions")
+    p.add_argument("config", help="study config (YAML)")
+    p.add_argument("--out", help="DuckDB file (default: <output_dir>/results.duckdb), or a directory for Parquet")
+    p.add_argument("--format", choices=("duckdb", "parquet"),
+                   help="default: duckdb, or parquet when --out is a directory (ends with /)")
     return parser
+
+
+def _quiet_libraries() -> None:
+    """--quiet: no library progress bars (model loading, checkpoint writing, dataset maps)."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read by transformers/hub at import
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if "transformers" in sys.modules:  # already imported (cli.main called in-process)
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "quiet", False):
+        _quiet_libraries()
     try:
         return int(args.func(args) or 0)
     except LinguamixError as e:

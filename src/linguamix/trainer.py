@@ -20,6 +20,7 @@ import math
 import os
 import signal
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -29,6 +30,9 @@ from transformers import TrainerCallback
 from trl import SFTTrainer
 
 from . import fastpath
+
+# TRL's generation helper still calls transformers' renamed gradient-checkpointing methods
+warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.* is deprecated", category=FutureWarning)
 
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "H800": 989e12, "A100": 312e12, "A800": 312e12, "L40S": 362e12,
               "B200": 2250e12, "GH200": 989e12}
@@ -190,7 +194,8 @@ class _Control(TrainerCallback):
             control.should_save = True
 
     def on_epoch_end(self, args, state, control, **kw):
-        control.should_evaluate = self.trainer.validation is not None
+        # a preempted epoch stops early: checkpoint it (done at the step), but do not select on it
+        control.should_evaluate = self.trainer.validation is not None and not preempted()
         control.should_save = True
 
 
@@ -210,6 +215,10 @@ class LinguamixTrainer(SFTTrainer):
         self._t_last_log = None
         self.peak = peak_flops()
         self.add_callback(_Control(self))
+        if self.args.disable_tqdm:  # quiet: our run log has every logged row; don't print dicts too
+            from transformers.trainer_callback import PrinterCallback
+
+            self.remove_callback(PrinterCallback)
         if packed:
             fastpath.patch_fused_forward(self.model)
 

@@ -1,0 +1,158 @@
+"""Training on CPU with tiny random-init models: it runs for both families, it resumes after a crash to
+the same result, a SIGTERM checkpoints and exits 75, a finished run is skipped, and selection takes the
+epoch with the best MEAN validation accuracy over the mixture's languages."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from linguamix.config import load_config
+from linguamix.records import RunSpec
+from linguamix.store import RunDir
+from linguamix.study import execute
+from linguamix.tinymodel import build_random_tiny, save_model, train_tokenizer
+from linguamix.data import synthetic
+
+
+@pytest.fixture(scope="module")
+def base_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    tok = train_tokenizer(synthetic.pretraining_corpus(["en", "es", "ja"], 1500), 500)
+    paths = {}
+    for fam in ("qwen3", "gemma3"):
+        paths[fam] = save_model(build_random_tiny(fam, tok, hidden=32, layers=1, heads=1, head_dim=32, seed=0),
+                                tok, root / fam)
+    return paths
+
+
+def write_study(tmp_path, base_models, **train):
+    doc = {"name": "t", "output_dir": str(tmp_path / "store"),
+           "models": [{"id": str(base_models[f]), "name": f"tiny-{f}", "family": f, "size_b": 1e-5}
+                      for f in ("qwen3", "gemma3")],
+           "tasks": {"math": {"train": {"source": "synthetic", "format": "synthetic-math", "options": {"n": 40}},
+                              "test": {"source": "synthetic", "format": "synthetic-math",
+                                       "options": {"n": 4, "start": 100000}},
+                              "train_per_lang": 32, "val_per_lang": 4, "max_length": 256, "max_new_tokens": 8}},
+           "mixtures": {"design": [["en", "es"]]},
+           "train": {"epochs": 3, "global_batch_size": 16, "learning_rate": 1e-3, "logging_steps": 1,
+                     "gradient_checkpointing": False, **train},
+           "eval": {"languages": ["en", "es"], "batch_size": 8}}
+    p = tmp_path / "study.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    return p
+
+
+def weights(run: Path) -> dict:
+    return load_file(str(run / "model" / "model.safetensors"))
+
+
+@pytest.mark.parametrize("family", ["qwen3", "gemma3"])
+def test_a_few_steps_run_and_change_parameters(tmp_path, base_models, family):
+    cfg = load_config(write_study(tmp_path, base_models, epochs=1, max_steps=2, select_every_epoch=False))
+    rd = RunDir(tmp_path / "run")
+    assert execute(cfg, RunSpec(f"tiny-{family}", "math", "en+es"), rd, progress=False) == 0
+    losses = [r["loss"] for r in rd.read_log("train") if "loss" in r]
+    assert losses and all(torch.isfinite(torch.tensor(losses)))
+    before = load_file(str(base_models[family] / "model.safetensors"))
+    after = weights(rd.path)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    plan = rd.read_json("train_plan.json")
+    assert plan["packed"] and plan["attention"] == "linguamix_varlen" and plan["global_batch"] == 16
+    assert rd.is_complete() and rd.read_summary("test")["n_items"] == 8
+
+
+def _train_cmd(study, out):
+    return [sys.executable, "-m", "linguamix", "train", "--config", str(study), "--model", "tiny-qwen3",
+            "--task", "math", "--mixture", "en+es", "--out", str(out), "--quiet"]
+
+
+def _wait_for_checkpoint(out: Path, proc, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if list((out / "train").glob("checkpoint-*/trainer_state.json")):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended before a checkpoint: {proc.returncode}")
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint appeared")
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path, base_models):
+    study = write_study(tmp_path, base_models, epochs=2)
+    full, crashed = tmp_path / "full", tmp_path / "crashed"
+    assert execute(load_config(study), RunSpec("tiny-qwen3", "math", "en+es"), RunDir(full), progress=False) == 0
+    proc = subprocess.Popen(_train_cmd(study, crashed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_checkpoint(crashed, proc)
+    proc.kill()  # SIGKILL: no chance to save anything more
+    proc.wait()
+    assert not (crashed / "model").exists()
+    r = subprocess.run(_train_cmd(study, crashed), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((crashed / "train_plan.json").read_text())["resumed_from"]
+    a, b = weights(full), weights(crashed)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
+    curve = lambda p: [(c["epoch"], c["avg_acc"]) for c in RunDir(p).read_selection()]  # noqa: E731
+    assert curve(crashed) == curve(full) and len(curve(full)) == 2
+    assert RunDir(crashed).read_summary("test")["languages"] == RunDir(full).read_summary("test")["languages"]
+    # a finished run is never retrained
+    mtime = (crashed / "eval" / "test" / "summary.json").stat().st_mtime_ns
+    r = subprocess.run(_train_cmd(study, crashed), capture_output=True, text=True)
+    assert r.returncode == 0 and "already complete" in r.stderr
+    assert (crashed / "eval" / "test" / "summary.json").stat().st_mtime_ns == mtime
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_75(tmp_path, base_models):
+    study = write_study(tmp_path, base_models, epochs=3)
+    out = tmp_path / "preempted"
+    proc = subprocess.Popen(_train_cmd(study, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for_checkpoint(out, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 75, err[-2000:]
+    st = RunDir(out).status()
+    assert st["state"] == "pending" and "preempted" in st["reason"]
+    saved = max(int(p.name.split("-")[1]) for p in (out / "train").glob("checkpoint-*"))
+    assert saved > 4  # the first epoch ends at step 4; the signal made a later, mid-epoch checkpoint
+    assert all(c["step"] % 4 == 0 for c in RunDir(out).read_selection())  # no selection on a cut epoch
+    r = subprocess.run(_train_cmd(study, out), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((out / "train_plan.json").read_text())["resumed_from"].endswith(f"checkpoint-{saved}")
+    assert RunDir(out).is_complete()
+    assert [c["epoch"] for c in RunDir(out).read_selection()] == [1, 2, 3]
+
+
+def test_selection_uses_the_mean_over_mixture_languages(tmp_path, base_models, monkeypatch):
+    """Scripted validation accuracies: epoch 1 en .75/es 0 (mean .375), epoch 2 en .5/es .5 (mean .5),
+    epoch 3 en 1/es 0 (mean .5, a tie: the earlier checkpoint is kept). English alone would pick 3."""
+    from linguamix.scoring import ItemScore
+    from linguamix.tasks import math as math_task
+
+    script = {1: {"en": 3, "es": 0}, 2: {"en": 2, "es": 2}, 3: {"en": 4, "es": 0}}
+    calls = {"n": 0}
+
+    def fake_score(completion, gold, lang):
+        calls["n"] += 1
+        epoch = (calls["n"] - 1) // 8 + 1  # 4 items x 2 languages per validation pass
+        k = (calls["n"] - 1) % 4
+        return ItemScore(None, k < script[epoch][lang], False, False)
+
+    monkeypatch.setattr(math_task, "score", fake_score)
+    cfg = load_config(write_study(tmp_path, base_models))
+    rd = RunDir(tmp_path / "sel")
+    assert execute(cfg, RunSpec("tiny-qwen3", "math", "en+es"), rd, progress=False, evaluate_test=False) == 0
+    curve = rd.read_selection()
+    assert [c["avg_acc"] for c in curve] == [0.375, 0.5, 0.5]
+    assert [c["acc"]["en"] for c in curve] == [0.75, 0.5, 1.0]
+    selected = json.loads((rd.model_dir / "linguamix_selected.json").read_text())
+    assert selected["epoch"] == 2 and json.loads((rd.model_dir / "linguamix_best.json").read_text())["epoch"] == 2
+    assert len(rd.read_predictions("validation-epoch2")) == 8
+    assert not (rd.path / "train").exists()  # training checkpoints are removed once the model is selected
