@@ -156,3 +156,24 @@ def test_selection_uses_the_mean_over_mixture_languages(tmp_path, base_models, m
     assert selected["epoch"] == 2 and json.loads((rd.model_dir / "linguamix_best.json").read_text())["epoch"] == 2
     assert len(rd.read_predictions("validation-epoch2")) == 8
     assert not (rd.path / "train").exists()  # training checkpoints are removed once the model is selected
+
+
+def test_two_process_data_parallel_matches_one_process(tmp_path, base_models):
+    """torchrun with 2 CPU processes (gloo): each rank trains on its half of every step; the loss is
+    normalised by the whole step's tokens, so the result equals the single-process run; only rank 0
+    writes the run directory."""
+    study = write_study(tmp_path, base_models, epochs=2)
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    assert execute(load_config(study), RunSpec("tiny-qwen3", "math", "en+es"), RunDir(single), progress=False) == 0
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "linguamix", "train",
+           "--config", str(study), "--model", "tiny-qwen3", "--task", "math", "--mixture", "en+es", "--out", str(ddp),
+           "--quiet"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((ddp / "train_plan.json").read_text())["world_size"] == 2
+    a, b = weights(single), weights(ddp)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-6)
+    loss = lambda p: [r["train_loss"] for r in RunDir(p).read_log("train") if "train_loss" in r][-1]  # noqa: E731
+    assert loss(ddp) == pytest.approx(loss(single), rel=1e-6)
+    assert r.stdout.count("results in") + r.stderr.count("results in") == 1

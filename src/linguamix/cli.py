@@ -8,6 +8,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 from typing import Any, Callable, Sequence
 
@@ -256,7 +257,7 @@ def cmd_train(args) -> int:
         return 0
     code = execute(cfg, spec, rd, progress=not args.quiet, allow_config_change=args.allow_config_change,
                    evaluate_test=not args.no_eval)
-    if code == 0:
+    if code == 0 and os.environ.get("RANK", "0") == "0":  # under torchrun / accelerate launch: once
         _print_summary(rd)
     return code
 
@@ -270,56 +271,71 @@ def _print_summary(rd) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from .config import SourceConfig
-    from .data.build import load_test
-    from .evaluate import evaluate, make_generator, resolve_model_dir
-    from .mixtures import PRETRAINED
-    from .models import load_tokenizer
-    from .records import RunSpec
-    from .store import RunDir, read_json
+    """Evaluate a base model or a trained run's selected checkpoint; inputs are checked before anything is
+    written, and a failure leaves status.json = failed with the reason."""
     from pathlib import Path
 
-    model_dir = resolve_model_dir(args.model)
-    run_manifest = read_json(Path(args.model) / "run.json") if model_dir != args.model else None
-    cfg, model = _config_for_model(argparse.Namespace(config=args.config, model=args.model)) if not run_manifest \
-        else _config_for_model(argparse.Namespace(config=args.config, model=run_manifest["spec"]["model"])) \
-        if args.config else (None, None)
-    if cfg is None:  # a run directory without --config: its own manifest has the config
-        from .config import ModelConfig, parse_config
+    from .data.build import load_test
+    from .evaluate import evaluate, make_generator, parse_langs, resolve_request, with_test_source
+    from .models import load_tokenizer
+    from .records import RunSpec
+    from .store import RunDir
 
-        m = ModelConfig.model_validate(run_manifest["config"]["model"])
-        cfg = parse_config({"models": [m.model_dump(mode="json")],
-                            "tasks": {run_manifest["spec"]["task"]: run_manifest["config"]["task"]}},
-                           source=f"{args.model}/run.json")
-        model = cfg.models[0]
-    task = args.task
-    tc = cfg.task(task)
-    if args.test_source:
-        tc = tc.model_copy(update={"test": SourceConfig(source=args.test_source, format=args.test_format or "auto",
-                                                        options=tc.test.options if not args.test_format else {})})
-        cfg = cfg.model_copy(update={"tasks": {**cfg.tasks, task: tc}})
-    langs = args.langs.split(",") if args.langs else cfg.eval.languages
-    from . import languages
-
-    for code in langs:
-        languages.get(code)
-    test = load_test(cfg, task, langs)
+    langs = parse_langs(args.langs) if args.langs is not None else None
+    for name in ("limit", "batch_size", "max_new_tokens"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    req = resolve_request(args.model, config=args.config)
+    cfg = with_test_source(req.cfg, args.task, args.test_source, args.test_format)
+    tc = cfg.task(args.task)
+    langs = langs or list(cfg.eval.languages)
+    if req.run and Path(args.out).resolve() == Path(req.run).resolve():
+        raise ConfigError(f"--out {args.out}: is the trained run itself; evaluate into another directory")
+    backend = args.backend or cfg.eval.backend
+    batch_size = args.batch_size or cfg.eval.batch_size
+    max_new_tokens = args.max_new_tokens or tc.max_new_tokens
+    test = load_test(cfg, args.task, langs)
     if args.limit:
         test = {lang: exs[: args.limit] for lang, exs in test.items()}
-    mixture = run_manifest["spec"]["mixture"] if run_manifest else PRETRAINED
-    spec = RunSpec(model=model.short_name, task=task, mixture=mixture, seed=cfg.seeds[0])
+    tok = load_tokenizer(req.model_dir, trust_remote_code=req.model.trust_remote_code, revision=req.model.revision)
+
+    spec = RunSpec(model=req.model.short_name, task=args.task, mixture=req.mixture, seed=req.seed)
     rd = RunDir(args.out)
-    rd.init(spec.to_dict(), {"model": model.model_dump(mode="json"), "task": tc.model_dump(mode="json"),
-                             "eval": {"languages": langs, "backend": args.backend, "limit": args.limit},
-                             "evaluated_model": model_dir}, allow_config_change=True)
+    previous = rd.manifest().get("config_hash")
+    digest = rd.init(spec.to_dict(), {"model": req.model.model_dump(mode="json"), "task": tc.model_dump(mode="json"),
+                                      "eval": {"languages": langs, "limit": args.limit,
+                                               "max_new_tokens": max_new_tokens, "backend": backend,
+                                               "dtype": args.dtype},
+                                      "evaluated_model": req.model_dir, "trained_run": req.run},
+                     allow_config_change=args.allow_config_change)
+    if previous == digest and rd.is_complete():
+        print(f"{rd.path}: already complete (skipped)", file=sys.stderr)
+        _print_summary(rd)
+        return 0
     rd.set_status("running")
-    tok = load_tokenizer(model_dir, trust_remote_code=model.trust_remote_code)
-    gen = make_generator(args.backend, model_dir, tok, batch_size=args.batch_size,
-                         trust_remote_code=model.trust_remote_code)
-    evaluate(gen, task, test, rd, max_new_tokens=args.max_new_tokens or tc.max_new_tokens, progress=not args.quiet,
-             extra={"model": model_dir})
+    try:
+        gen = make_generator(backend, req.model_dir, tok, batch_size=batch_size, dtype=args.dtype,
+                             trust_remote_code=req.model.trust_remote_code, revision=req.model.revision)
+        evaluate(gen, args.task, test, rd, max_new_tokens=max_new_tokens, progress=not args.quiet,
+                 extra={"model": req.model_dir, "trained_run": req.run, "batch_size": batch_size})
+    except BaseException as e:
+        reason = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}".splitlines()[0][:500]
+        rd.set_status("failed", reason=reason)
+        raise
     rd.set_status("done")
     _print_summary(rd)
+    return 0
+
+
+def cmd_bench_eval(args) -> int:
+    """Generation throughput: HF batched vs one prompt at a time (and vLLM), on the same prompts."""
+    from .bench.eval import parse_backends, run_eval_bench
+
+    rows = run_eval_bench(None if args.tiny else args.model, task=args.task, n=args.n,
+                          backends=parse_backends(args.backends), batch_size=args.batch_size,
+                          max_new_tokens=args.max_new_tokens, dtype=args.dtype, progress=not args.quiet,
+                          log=lambda line: print(line, file=sys.stderr))
+    emit(rows, args.format)
     return 0
 
 
@@ -358,7 +374,9 @@ def cmd_simulate(args) -> int:
     from .analysis.simulate import load_design, parse_coefs, simulate, write_simulation
 
     design = load_design(args.design, n_items=args.n_items)
-    sim = simulate(design, coefs=parse_coefs(args.coef), seed=args.seed, noise_sd=args.noise_sd, rho=args.rho)
+    with_items = bool(args.predictions) or args.out.lower().endswith((".duckdb", ".db"))
+    sim = simulate(design, coefs=parse_coefs(args.coef), seed=args.seed, noise_sd=args.noise_sd, rho=args.rho,
+                   predictions=with_items)
     written = write_simulation(sim, args.out, predictions=args.predictions)
     print(f"wrote {len(sim.table)} rows ({', '.join(map(str, written))}); planted: "
           + ", ".join(f"{k}={v:g}" for k, v in sim.coefs.items())
@@ -475,17 +493,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(sub, "evaluate", cmd_evaluate, "[evaluate] generate on a test set per language, score, store "
                                             "per-example rows and a per-language summary")
-    p.add_argument("--model", required=True, help="HF id, local path, or a trained run directory")
+    p.add_argument("--model", required=True, help="HF id, local path, or a trained run directory (run.json + model/)")
     p.add_argument("--task", required=True, choices=["math", "api"])
     p.add_argument("--langs", help="comma-separated codes (default: the config's evaluation languages)")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--config", help="study config (test data source, generation budget)")
+    p.add_argument("--out", required=True, help="output directory (rerun the command to skip a finished one)")
+    p.add_argument("--config", help="study config (test data source, generation budget, evaluation settings); "
+                                     "default: a trained run's own settings, else the default task sources")
     p.add_argument("--test-source", help="override the test data: HF dataset id or local path")
-    p.add_argument("--test-format", help="format of --test-source (mgsm, api-bank, mapicall-bank, ...)")
-    p.add_argument("--backend", choices=["hf", "vllm"], default="hf")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--test-format", help="format of --test-source (mgsm, api-bank, mapicall-bank, synthetic-math, ...; "
+                                         "default: auto)")
+    p.add_argument("--backend", choices=["hf", "vllm"], help="generation backend (default: the config's, else hf)")
+    p.add_argument("--batch-size", type=int, help="HF batch size (default: the config's eval.batch_size, 32)")
+    p.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="auto: bf16 on GPU, fp32 on CPU (default: auto)")
     p.add_argument("--max-new-tokens", type=int, help="default: the task's max_new_tokens")
     p.add_argument("--limit", type=int, help="only the first N items per language")
+    p.add_argument("--allow-config-change", action="store_true", help="reuse --out although it holds another evaluation")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     data = sub.add_parser("data", help="[data] build and inspect the parallel training mixtures",
@@ -604,6 +627,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="DuckDB file (default: <output_dir>/results.duckdb), or a directory for Parquet")
     p.add_argument("--format", choices=("duckdb", "parquet"),
                    help="default: duckdb, or parquet when --out is a directory (ends with /)")
+
+    bench = sub.add_parser("bench", help="[bench] measure linguamix's fast paths against the plain ones on this machine",
+                           description="[bench] measure linguamix's fast paths against the plain ones on this machine")
+    bsub = bench.add_subparsers(dest="bench_command", metavar="COMMAND")
+    bsub.required = True
+    p = _add(bsub, "eval", cmd_bench_eval, "[bench] generation throughput on the same prompts: HF batched and "
+                                           "length-sorted (hf) vs one prompt at a time (hf1), and vLLM where installed")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--model", help="HF id, local path or trained run directory (default: a tiny random-init model)")
+    g.add_argument("--tiny", action="store_true", help="a tiny random-init Qwen3 model made on the fly (the default)")
+    p.add_argument("--task", choices=["math", "api"], default="math", help="prompt format (default: math)")
+    p.add_argument("--n", type=int, default=64, help="prompts, synthetic items in the evaluation languages (default: 64)")
+    p.add_argument("--backends", help="comma-separated from hf, hf1, vllm (default: hf,hf1 and vllm if importable)")
+    p.add_argument("--batch-size", type=int, default=32, help="batch size of the hf backend (default: 32)")
+    p.add_argument("--max-new-tokens", type=int, default=32, help="generation budget per prompt (default: 32)")
+    p.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="auto: bf16 on GPU, fp32 on CPU (default: auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _format_arg(p)
     return parser
 
 

@@ -191,7 +191,10 @@ def patch_fused_forward(model) -> None:
         weight = self.get_output_embeddings().weight
         if weight.__class__.__name__ == "DTensor":  # FSDP2 shards the head: gather it for the projection
             weight = weight.full_tensor()
-        return fused_linear_cross_entropy(hidden, weight, linguamix_loss_targets)
+        from trl.trainer.utils import maybe_gather_lm_head_ctx  # ZeRO-3: materialise the sharded head
+
+        with maybe_gather_lm_head_ctx(weight):
+            return fused_linear_cross_entropy(hidden, weight, linguamix_loss_targets)
 
     model.forward = forward.__get__(model, type(model))
     model._linguamix_fused = True

@@ -63,7 +63,7 @@ def _checkpointing_arg(cls, on: bool) -> dict[str, bool]:
 
 def train(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progress: bool = True) -> TrainResult:
     import torch
-    from accelerate import PartialState
+
     from datasets import Dataset
     from trl import SFTConfig
 
@@ -71,10 +71,11 @@ def train(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progr
     from .data.build import ensure_mixture, read_split
     from .models import check_special_tokens, load_model, load_tokenizer
     from .store import Store
-    from .trainer import LinguamixTrainer, StepPlan, Validation, install_sigterm_handler, preempted
+    from .trainer import (LinguamixTrainer, StepPlan, Validation, install_sigterm_handler, preempted,
+                          process_state)
 
     tc, task_cfg, model_cfg = cfg.train, cfg.task(spec.task), cfg.model(spec.model)
-    state = PartialState()
+    state = process_state()
     main = state.is_main_process
     if (rd.model_dir / "linguamix_selected.json").exists():
         sel = json.loads((rd.model_dir / "linguamix_selected.json").read_text())

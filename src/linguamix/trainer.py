@@ -324,3 +324,11 @@ class LinguamixTrainer(SFTTrainer):
                          "acc": accs, "n": {lang: n for lang, (n, _) in per_lang.items()}, "is_best": is_best}, rows)
         self.log(metrics)
         return metrics
+
+
+def process_state():
+    """accelerate's process state; on CPU-only machines `torchrun`/`accelerate launch` ranks use gloo
+    (without `cpu=True` every rank would believe it is alone)."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
