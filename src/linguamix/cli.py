@@ -103,11 +103,11 @@ def cmd_plan(args) -> int:
         print(f"{n_train} training runs + {len(rows) - n_train} baseline evaluations; {done} done", file=sys.stderr)
         t = compute.totals
         if t["flops"] is not None:
-            measured = (f", {t['gpu_hours_at_measured_mfu']:,.1f} at the MFU measured so far "
+            measured = (f", {t['gpu_hours_at_measured_mfu']:.3g} at the MFU measured so far "
                         f"({t['runs_with_measured_mfu']} runs)" if t["gpu_hours_at_measured_mfu"] is not None
                         else "; no MFU measured yet")
             print(f"compute ({t['runs_with_compute']} of {t['training_runs']} training runs): {t['train_tokens']:,} "
-                  f"training tokens, {t['flops']:.3g} FLOPs (6NT), {t['gpu_hours_floor']:,.2f} GPU-hours at 100 % of "
+                  f"training tokens, {t['flops']:.3g} FLOPs (6NT), {t['gpu_hours_floor']:.3g} GPU-hours at 100 % of "
                   f"{t['peak_flops_per_gpu'] / 1e12:g} TFLOP/s{measured}", file=sys.stderr)
         for note in compute.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -333,7 +333,8 @@ def cmd_bench_eval(args) -> int:
 
     rows = run_eval_bench(None if args.tiny else args.model, task=args.task, n=args.n,
                           backends=parse_backends(args.backends), batch_size=args.batch_size,
-                          max_new_tokens=args.max_new_tokens, dtype=args.dtype, progress=not args.quiet,
+                          max_new_tokens=args.max_new_tokens, dtype=args.dtype, threads=args.threads,
+                          progress=not args.quiet,
                           log=lambda line: print(line, file=sys.stderr))
     emit(rows, args.format)
     return 0
@@ -400,27 +401,27 @@ def cmd_study_run(args) -> int:
 
 
 def cmd_study_status(args) -> int:
+    from collections import Counter
+
     from .config import load_config
-    from .study import _fmt_s, parse_only, select, status_rows, summary_line
+    from .study import format_seconds, parse_only, select, status_rows, summary_line
 
     cfg = load_config(args.config)
-    rows = status_rows(cfg, select(cfg, parse_only(args.only)))
-    line = summary_line(rows)
-    if args.state:
-        rows = [r for r in rows if r["state"] in args.state]
+    every = status_rows(cfg, select(cfg, parse_only(args.only)))
+    rows = [r for r in every if not args.state or r["state"] in args.state]
     if args.format == "json":
-        from collections import Counter
-
-        counts = Counter(r["state"] for r in status_rows(cfg, select(cfg, parse_only(args.only))))
-        json.dump({"summary": {s: counts.get(s, 0) for s in ("done", "running", "failed", "pending")} | {"line": line},
-                   "runs": rows}, sys.stdout, indent=2, ensure_ascii=False)
+        counts = Counter(r["state"] for r in every)
+        summary = {s: counts.get(s, 0) for s in ("done", "running", "failed", "pending")}
+        json.dump({"summary": {**summary, "line": summary_line(every)}, "runs": rows}, sys.stdout, indent=2,
+                  ensure_ascii=False)
         sys.stdout.write("\n")
         return 0
     if args.format == "table":
-        rows = [{**r, "elapsed": _fmt_s(r["elapsed_s"])} for r in rows]
-    emit(rows, args.format, ["kind", "model", "task", "mixture", "seed", "state", "attempts", "elapsed", "reason"]
-         if args.format == "table" else None)
-    print(line, file=sys.stdout if args.format == "table" else sys.stderr)
+        rows = [{**r, "elapsed": format_seconds(r["elapsed_s"])} for r in rows]
+        emit(rows, "table", ["kind", "model", "task", "mixture", "seed", "state", "attempts", "elapsed", "reason"])
+    else:
+        emit(rows, args.format, list(every[0]) if every else None)
+    print(summary_line(every), file=sys.stdout if args.format == "table" else sys.stderr)
     return 0
 
 
@@ -644,6 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=32, help="generation budget per prompt (default: 32)")
     p.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto",
                    help="auto: bf16 on GPU, fp32 on CPU (default: auto)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _format_arg(p)
     return parser
