@@ -1,3 +1,4 @@
 from .cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # vLLM (multiprocessing) re-imports the main module in its engine process
+    raise SystemExit(main())

@@ -179,6 +179,11 @@ class RunDir:
     def log_file(self) -> Path:
         return self.path / "logs" / "run.log"
 
+    @property
+    def lock_file(self) -> Path:
+        """flock()ed while a process works on this run (two orchestrators never run it twice at once)."""
+        return self.path / ".lock"
+
     # manifest
     def init(self, spec: dict[str, Any], config: dict[str, Any], *, allow_config_change: bool = False) -> str:
         """Create (or re-open) the run directory; refuse to reuse it for a different config."""

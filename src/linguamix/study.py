@@ -428,7 +428,7 @@ def _run_lock(rd: RunDir):
     import fcntl
 
     rd.path.mkdir(parents=True, exist_ok=True)
-    with open(rd.path / ".lock", "a+") as f:
+    with open(rd.lock_file, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
