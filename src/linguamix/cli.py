@@ -327,6 +327,20 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_bench_train(args) -> int:
+    from .bench.train import CONFIGS, run_bench
+
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        raise ConfigError(f"--configs: unknown configuration(s) {unknown} (known: {', '.join(CONFIGS)})")
+    rows = run_bench(args.shape, steps=args.steps, configs=configs, threads=args.threads)
+    emit(rows, args.format, None if args.format != "table" else
+         ["config", "shape", "device", "threads", "tokens_per_s", "mfu", "peak_mem_gib", "gradient_checkpointing",
+          "vs_trl_padded_gc", "vs_trl_padded"])
+    return 0
+
+
 def cmd_bench_eval(args) -> int:
     """Generation throughput: HF batched vs one prompt at a time (and vLLM), on the same prompts."""
     from .bench.eval import parse_backends, run_eval_bench
@@ -633,6 +647,14 @@ def build_parser() -> argparse.ArgumentParser:
                            description="[bench] measure linguamix's fast paths against the plain ones on this machine")
     bsub = bench.add_subparsers(dest="bench_command", metavar="COMMAND")
     bsub.required = True
+    p = _add(bsub, "train", cmd_bench_train, "[bench] training throughput: linguamix's fast path vs TRL SFTTrainer "
+                                             "(padded + gradient checkpointing, the paper's setting; padded without)")
+    p.add_argument("--shape", default="tiny", help="model shape: qwen3-0.6b, qwen3-1.7b, gemma3-1b, tiny (default)")
+    p.add_argument("--steps", type=int, default=8, help="optimizer steps per configuration, 3 of them warm-up")
+    p.add_argument("--configs", default="linguamix,trl_padded_gc,trl_padded", help="comma-separated subset")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: 1 on CPU, see docs/performance.md)")
+    _format_arg(p)
+
     p = _add(bsub, "eval", cmd_bench_eval, "[bench] generation throughput on the same prompts: HF batched and "
                                            "length-sorted (hf) vs one prompt at a time (hf1), and vLLM where installed")
     g = p.add_mutually_exclusive_group()

@@ -196,7 +196,7 @@ class _Control(TrainerCallback):
     def on_epoch_end(self, args, state, control, **kw):
         # a preempted epoch stops early: checkpoint it (done at the step), but do not select on it
         control.should_evaluate = self.trainer.validation is not None and not preempted()
-        control.should_save = True
+        control.should_save = self.trainer.save_at_epoch_end
 
 
 class LinguamixTrainer(SFTTrainer):
@@ -204,11 +204,12 @@ class LinguamixTrainer(SFTTrainer):
 
     def __init__(self, *args, examples: list[dict[str, Any]], plan: StepPlan, packed: bool,
                  validation: Validation | None = None, save_every_steps: int | None = None,
-                 log_fn: Callable[[dict[str, Any]], None] | None = None, **kwargs):
+                 log_fn: Callable[[dict[str, Any]], None] | None = None, save_at_epoch_end: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.examples, self.plan, self.packed = examples, plan, packed
         self.sampler = _MicroBatchSampler(plan)
         self.validation, self.save_every_steps, self.log_fn = validation, save_every_steps, log_fn
+        self.save_at_epoch_end = save_at_epoch_end
         self.loss_is_scaled_for_ga = True  # our loss is already normalised by the step's tokens
         self.n_matmul_params = None
         self._tokens_since_log = 0

@@ -35,6 +35,9 @@ SHAPES: dict[str, dict[str, Any]] = {
     # CPU-sized, with the large-vocabulary-to-width ratio that makes the LM head matter
     "tiny": dict(family="qwen3", hidden_size=128, intermediate_size=384, num_hidden_layers=4,
                  num_attention_heads=4, num_key_value_heads=2, head_dim=32, vocab_size=8192),
+    "micro": dict(family="gemma3", hidden_size=32, intermediate_size=64, num_hidden_layers=2,  # smoke tests
+                  num_attention_heads=2, num_key_value_heads=1, head_dim=16, vocab_size=512, sliding_window=64,
+                  query_pre_attn_scalar=16),
 }
 CONFIGS = ("linguamix", "trl_padded_gc", "trl_padded")
 
@@ -141,7 +144,7 @@ def run_config(name: str, shape: str, *, steps: int, batch: int = 16, warmup: in
                      remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True}, max_length=None,
                      optim="adamw_torch_fused" if cuda else "adamw_torch", **_checkpointing_arg(SFTConfig, ckpt))
         trainer = LinguamixTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, examples=rows,
-                                   plan=plan, packed=True, callbacks=[clock])
+                                   plan=plan, packed=True, callbacks=[clock], save_at_epoch_end=False)
         notes = {"token_budget": budget, "micro_batches_per_step": plan.k, "gradient_checkpointing": ckpt}
     else:
         from trl import SFTTrainer
@@ -152,6 +155,9 @@ def run_config(name: str, shape: str, *, steps: int, batch: int = 16, warmup: in
         model.set_attn_implementation("sdpa")
         trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[clock])
         notes = {"gradient_checkpointing": gc_on}
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
     trainer.train()
     tps = clock.tokens / clock.seconds
     peak = peak_flops()
@@ -167,7 +173,20 @@ def run_config(name: str, shape: str, *, steps: int, batch: int = 16, warmup: in
     return out
 
 
-def run_bench(shape: str, *, steps: int, configs=CONFIGS, batch: int = 16, warmup: int = 3) -> list[dict[str, Any]]:
+def run_bench(shape: str, *, steps: int, configs=CONFIGS, batch: int = 16, warmup: int = 3,
+              threads: int | None = None) -> list[dict[str, Any]]:
+    """Every configuration on the same rows, one after another, in this process.
+
+    `threads`: torch CPU threads for all configurations (default: 1 on CPU). A tiny model's kernels are
+    too small to share among threads, and OpenMP spin-waiting makes multi-threaded timings collapse as
+    soon as anything else runs on the machine (we measured a 10x swing); one thread gives stable,
+    comparable numbers. On GPU it does not matter."""
+    import torch
+
+    if threads is None and not torch.cuda.is_available():
+        threads = 1
+    if threads:
+        torch.set_num_threads(threads)
     if shape not in SHAPES:
         from ..errors import ConfigError
 
@@ -176,7 +195,8 @@ def run_bench(shape: str, *, steps: int, configs=CONFIGS, batch: int = 16, warmu
         from ..errors import ConfigError
 
         raise ConfigError(f"--steps must exceed the {warmup} warm-up steps")
-    rows = [run_config(c, shape, steps=steps, batch=batch, warmup=warmup) for c in configs]
+    rows = [{**run_config(c, shape, steps=steps, batch=batch, warmup=warmup), "threads": torch.get_num_threads()}
+            for c in configs]
     by = {r["config"]: r for r in rows}
     for r in rows:
         for base in ("trl_padded_gc", "trl_padded"):
