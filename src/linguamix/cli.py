@@ -409,8 +409,12 @@ def cmd_study_run(args) -> int:
     only = parse_only(args.only)
     executor = make_executor(cfg, args.executor, max_parallel=args.max_parallel, isolation=args.isolation,
                              gpus_per_run=args.gpus_per_run)
-    report = run_study(cfg, args.config, executor, only=only, max_retries=args.max_retries,
-                       allow_config_change=args.allow_config_change, progress=not args.quiet)
+    try:
+        report = run_study(cfg, args.config, executor, only=only, max_retries=args.max_retries,
+                           allow_config_change=args.allow_config_change, progress=not args.quiet)
+    finally:
+        if hasattr(executor, "close"):
+            executor.close()
     return report.exit_code
 
 
@@ -457,6 +461,14 @@ def cmd_collect(args) -> int:
     return 0
 
 
+# -- the embedded default -------------------------------------------------------------------------------
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, quick=args.quick, workers=args.workers, progress=not args.quiet)
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------------
 def _add(sub, name: str, func: Callable, help: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help, description=help)
@@ -474,6 +486,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"linguamix {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+
+    p = _add(sub, "demo", cmd_demo, "the whole study end to end on this CPU in minutes: design, base model, data, "
+                                    "training with selection, evaluation, results database, analysis, report")
+    p.add_argument("--out", default="linguamix-demo", help="output folder (default: ./linguamix-demo); rerun reuses it")
+    p.add_argument("--quick", action="store_true", help="fewer, smaller runs (about three minutes)")
+    p.add_argument("--workers", type=int, help="parallel worker processes (default: 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = _add(sub, "languages", cmd_languages, "[design] print the language table")
     p.add_argument("--extra", help="also load languages from this YAML file")
@@ -615,8 +634,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "slurm: the job array's parallelism)")
     p.add_argument("--only", action="append", metavar="KEY=VALUE,...", help=only_help)
     p.add_argument("--max-retries", type=int, help="retries of a failed run (default: the config's executor.max_retries)")
-    p.add_argument("--isolation", choices=("inline", "process"), help="local: run in this process or one subprocess "
-                   "per run (default: inline on a CPU-only machine with one run at a time, else process)")
+    p.add_argument("--isolation", choices=("inline", "pool", "process"), help="local: in this process, in a pool "
+                   "of worker processes, or one subprocess per run (default on a CPU-only machine: inline for one "
+                   "run at a time, pool for --max-parallel > 1; with GPUs: process)")
     p.add_argument("--gpus-per-run", type=int, help="local: GPUs per training run (default: all visible GPUs when "
                                                     "train.accelerate_config is set, else 1)")
     p.add_argument("--allow-config-change", action="store_true", help="reuse run directories although their config changed")

@@ -41,9 +41,10 @@ class ModelConfig(Strict):
     trust_remote_code: bool = False
     attn_implementation: str | None = None
     """None = linguamix's choice (varlen/flex fast path on GPU, SDPA on CPU)."""
-    build: Literal["tiny"] | None = None
+    build: Literal["tiny", "tiny-quick"] | None = None
     """`tiny`: if `id` is a folder that does not exist yet, make linguamix's tiny base model there
-    (tokenizer + Qwen3-architecture model pretrained on the synthetic corpus; offline, CPU)."""
+    (tokenizer + Qwen3-architecture model pretrained on the synthetic corpus; offline, CPU);
+    `tiny-quick`: the same with a shorter pretraining."""
 
     @property
     def short_name(self) -> str:

@@ -3,6 +3,7 @@ and when to retry; an executor only starts jobs and reports how each ended. Ever
 unit of work, `execute` under the run's lock, and judges the result from the run directory.
 
     inline          local, CPU: one run after another in this process (no start-up cost per run)
+    pool            local, CPU: N long-lived worker processes taking run after run (N = --max-parallel)
     process         local: one `python -m linguamix study run-one` subprocess per run, one run per visible
                     GPU in parallel (or `accelerate launch` over several GPUs for a multi-GPU run)
     slurm           submitit job arrays; GPUs/CPUs/memory/time from the config's executor.slurm; a
@@ -364,6 +365,97 @@ class ProcessExecutor:
 
 
 
+# -- local, a pool of long-lived CPU workers ------------------------------------------------------------
+_WORKER_CONFIGS: dict[str, StudyConfig] = {}
+
+
+def _pool_init(threads: int) -> None:
+    """Worker start: its share of the cores (tiny models run fastest single-threaded, and two workers
+    with one thread each do not spin-wait on each other)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+def _pool_run(job: Job) -> int:
+    from .config import load_config
+    from .study import run_one
+
+    cfg = _WORKER_CONFIGS.get(job.config_path)
+    if cfg is None:
+        cfg = _WORKER_CONFIGS[job.config_path] = load_config(job.config_path)
+    rd = RunDir(job.run_dir)
+    try:
+        return run_one(cfg, job.spec, progress=False, allow_config_change=job.allow_config_change)
+    except LinguamixError as e:
+        _append_log(rd, f"{type(e).__name__}: {e}\n")
+        return e.exit_code
+    except Exception:  # noqa: BLE001 - reported through the run's status and log
+        _append_log(rd, traceback.format_exc())
+        return 1
+    finally:
+        _free_memory()
+
+
+class PoolExecutor:
+    """Several runs at once on a CPU machine, in worker processes that import torch once and then take
+    run after run (a subprocess per run would pay the imports every time): the demo's executor."""
+
+    kind = "pool"
+
+    def __init__(self, cfg: StudyConfig, *, workers: int | None = None, threads: int | None = None):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        cores = os.cpu_count() or 1
+        self.workers = workers or max(1, min(cores, 4))
+        self.threads = threads or max(1, cores // self.workers)
+        self.cfg = cfg
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_pool_init, initargs=(self.threads,))
+        self.active: dict[int, tuple[Any, Job, float]] = {}
+        self._next = 0
+        self.name = f"local executor ({self.workers} worker process(es), {self.threads} thread(s) each)"
+
+    def resources(self, spec: RunSpec) -> tuple[int, int]:
+        return 0, 1
+
+    def admit(self, queue: list[Job]) -> int:
+        return max(0, min(len(queue), self.workers - len(self.active)))
+
+    def submit(self, jobs: list[Job], on_start=None) -> list[int]:
+        handles = []
+        for job in jobs:
+            if on_start:
+                on_start(job, "")
+            self._next += 1
+            self.active[self._next] = (self._pool.submit(_pool_run, job), job, time.time())
+            handles.append(self._next)
+        return handles
+
+    def poll(self, handle: int) -> Outcome | None:
+        fut, job, t0 = self.active[handle]
+        if not fut.done():
+            return None
+        del self.active[handle]
+        try:
+            code = fut.result()
+        except Exception as e:  # noqa: BLE001 - a worker died (killed, out of memory)
+            _append_log(RunDir(job.run_dir), f"worker process failed: {type(e).__name__}: {e}\n")
+            code = 1
+        return classify(job, code, since=t0)
+
+    def wait(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
 # -- SLURM through submitit ----------------------------------------------------------------------------
 class RunFailed(RuntimeError):
     """Raised inside a submitit job so that SLURM and submitit record the run as failed."""
@@ -591,9 +683,13 @@ def make_executor(cfg: StudyConfig, kind: str | None = None, *, max_parallel: in
                                 gpus=visible_gpus() if kind == "submitit-local" else None)
     gpus = visible_gpus()
     if isolation is None:
-        isolation = "inline" if not gpus and (max_parallel or 1) == 1 else "process"
+        isolation = ("inline" if (max_parallel or 1) == 1 else "pool") if not gpus else "process"
     if isolation == "inline":
         if (max_parallel or 1) > 1:
-            raise ConfigError("--isolation inline runs one run at a time; drop --max-parallel or use process")
+            raise ConfigError("--isolation inline runs one run at a time; drop --max-parallel or use pool/process")
         return InlineExecutor(cfg)
+    if isolation == "pool":
+        if gpus:
+            raise ConfigError("--isolation pool is for CPU-only machines; with GPUs use process (one run per GPU)")
+        return PoolExecutor(cfg, workers=max_parallel)
     return ProcessExecutor(cfg, gpus=gpus, max_parallel=max_parallel, gpus_per_run=gpus_per_run)

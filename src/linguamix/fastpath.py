@@ -307,3 +307,31 @@ def auto_memory_plan(model, device: torch.device, longest_example: int, *, gradi
     per_token = per_token_ckpt if want_ckpt else per_token_full
     budget = int(min(max(spare / per_token, longest_example), 65536))
     return budget, want_ckpt
+
+
+def apply_kernels(model) -> list[str]:
+    """Fused RMSNorm / RoPE / SwiGLU-GeGLU Triton kernels from liger-kernel, on CUDA, when installed
+    (its fused cross-entropy is not used: ours runs on the host-computed loss positions). Returns what
+    was applied; a missing piece falls back with a one-line notice."""
+    if not torch.cuda.is_available():
+        return []
+    try:
+        import liger_kernel.transformers as liger
+    except ImportError:
+        notice("liger-kernel is not installed: RMSNorm/RoPE/MLP run unfused (pip install liger-kernel)")
+        return []
+    model_type = model.config.get_text_config().model_type
+    fn = {"qwen3": "apply_liger_kernel_to_qwen3", "gemma3_text": "apply_liger_kernel_to_gemma3_text",
+          "gemma3": "apply_liger_kernel_to_gemma3_text"}.get(model_type)
+    if fn is None or not hasattr(liger, fn):
+        notice(f"liger-kernel has no kernels for '{model_type}': unfused norms/activations")
+        return []
+    kwargs = {"rope": True, "rms_norm": True, "cross_entropy": False, "fused_linear_cross_entropy": False,
+              "model": model}
+    kwargs["swiglu" if model_type == "qwen3" else "geglu"] = True
+    try:
+        getattr(liger, fn)(**kwargs)
+    except Exception as e:  # a version mismatch must not stop training: it only costs speed
+        notice(f"liger-kernel could not patch the model ({type(e).__name__}: {e}); running unfused")
+        return []
+    return ["rms_norm", "rope", "swiglu" if model_type == "qwen3" else "geglu"]

@@ -17,10 +17,10 @@ def model_path(model_cfg: Any, base_dir: str | Path = ".") -> str:
     local = Path(ident).expanduser()
     if not local.is_absolute():
         local = Path(base_dir) / local
-    if getattr(model_cfg, "build", None) == "tiny":
+    if getattr(model_cfg, "build", None) in ("tiny", "tiny-quick"):
         from .tinymodel import make_tiny_base_model
 
-        return str(make_tiny_base_model(local))
+        return str(make_tiny_base_model(local, quick=model_cfg.build == "tiny-quick"))
     return str(local) if local.exists() else ident
 
 

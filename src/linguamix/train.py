@@ -101,6 +101,7 @@ def train(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progr
     model = load_model(model_path, dtype=torch.float32, attn_implementation=attn,
                        trust_remote_code=model_cfg.trust_remote_code, revision=model_cfg.revision)
     check_special_tokens(model, tok, model_path)
+    kernels = fastpath.apply_kernels(model) if packed else []
     longest = max(len(r["input_ids"]) for r in train_rows)
     budget, grad_ckpt = fastpath.auto_memory_plan(model, state.device, longest,
                                                   gradient_checkpointing=tc.gradient_checkpointing)
@@ -147,7 +148,8 @@ def train(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progr
         output_dir=str(rd.checkpoints), num_train_epochs=tc.epochs, max_steps=tc.max_steps or -1,
         per_device_train_batch_size=1, gradient_accumulation_steps=plan.k, learning_rate=tc.learning_rate,
         lr_scheduler_type=tc.lr_scheduler, warmup_steps=tc.warmup_ratio, weight_decay=tc.weight_decay,
-        optim=tc.optimizer, bf16=_precision(cfg, cuda), **_checkpointing_arg(SFTConfig, grad_ckpt),
+        optim="adamw_torch_fused" if cuda and tc.optimizer == "adamw_torch" else tc.optimizer,  # same maths, one kernel
+        bf16=_precision(cfg, cuda), **_checkpointing_arg(SFTConfig, grad_ckpt),
         logging_steps=tc.logging_steps, logging_first_step=True, save_strategy="no", eval_strategy="no",
         save_total_limit=1, report_to=[], seed=spec.seed, data_seed=spec.seed, remove_unused_columns=False,
         dataset_kwargs={"skip_prepare_dataset": True}, max_length=None, padding_free=False,
@@ -165,7 +167,7 @@ def train(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progr
             "global_batch": plan.global_batch, "steps_per_epoch": plan.steps_per_epoch, "epochs": tc.epochs,
             "micro_batches_per_step": plan.k, "token_budget": budget if packed else None,
             "gradient_checkpointing": grad_ckpt, "packed": packed, "attention": attn, "world_size": world,
-            "bf16": args.bf16, "resumed_from": resume})
+            "bf16": args.bf16, "kernels": kernels, "optimizer": args.optim, "resumed_from": resume})
     trainer.train(resume_from_checkpoint=resume)
 
     if preempted():

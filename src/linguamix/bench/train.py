@@ -134,6 +134,7 @@ def run_config(name: str, shape: str, *, steps: int, batch: int = 16, warmup: in
     notes = {}
     if name == "linguamix":
         model.set_attn_implementation(fastpath.register_attention())
+        notes["kernels"] = fastpath.apply_kernels(model)
         model.to(device)
         budget, ckpt = fastpath.auto_memory_plan(model, device, max(len(r["input_ids"]) for r in rows),
                                                  gradient_checkpointing="auto")
@@ -145,7 +146,7 @@ def run_config(name: str, shape: str, *, steps: int, batch: int = 16, warmup: in
                      optim="adamw_torch_fused" if cuda else "adamw_torch", **_checkpointing_arg(SFTConfig, ckpt))
         trainer = LinguamixTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, examples=rows,
                                    plan=plan, packed=True, callbacks=[clock], save_at_epoch_end=False)
-        notes = {"token_budget": budget, "micro_batches_per_step": plan.k, "gradient_checkpointing": ckpt}
+        notes.update({"token_budget": budget, "micro_batches_per_step": plan.k, "gradient_checkpointing": ckpt})
     else:
         from trl import SFTTrainer
 
