@@ -156,7 +156,11 @@ def test_not_parallel_lists_first_mismatches():
 
 
 def test_hub_failure_suggests_local_path(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import datasets.config
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import: patch the constants
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     with pytest.raises(DataError, match=r"cannot load 'juletxara/mgsm' \(en\) from the Hugging Face hub.*local path"):
         sources.load_mgsm("juletxara/mgsm", ["en"])
 

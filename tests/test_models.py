@@ -56,7 +56,9 @@ def test_eos_mismatch_is_refused(tmp_path, tok):
 
 
 def test_offline_hub_id_fails_with_a_hint(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import: patch the constant
     with pytest.raises(ConfigError, match="offline\\? use a local path"):
         load_tokenizer("Qwen/Qwen3-0.6B-Base")
 

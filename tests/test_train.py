@@ -110,24 +110,37 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, base_models):
     assert (crashed / "eval" / "test" / "summary.json").stat().st_mtime_ns == mtime
 
 
+def _wait_for_training(out: Path, proc, timeout=120):
+    """Until the first optimizer step is logged (logging_steps=1)."""
+    log = out / "logs" / "train.jsonl"
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if log.exists() and any('"loss"' in line for line in log.read_text().splitlines()):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended before its first step: {proc.returncode}")
+        time.sleep(0.05)
+    raise AssertionError("no training step was logged")
+
+
 def test_sigterm_saves_a_checkpoint_and_exits_75(tmp_path, base_models):
-    study = write_study(tmp_path, base_models, epochs=3)
+    study = write_study(tmp_path, base_models, epochs=6)
     out = tmp_path / "preempted"
     proc = subprocess.Popen(_train_cmd(study, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _wait_for_checkpoint(out, proc)
+    _wait_for_training(out, proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 75, err[-2000:]
     st = RunDir(out).status()
     assert st["state"] == "pending" and "preempted" in st["reason"]
     saved = max(int(p.name.split("-")[1]) for p in (out / "train").glob("checkpoint-*"))
-    assert saved > 4  # the first epoch ends at step 4; the signal made a later, mid-epoch checkpoint
+    assert 1 <= saved < 24  # saved at the step the signal arrived in, long before the end (6 epochs x 4 steps)
     assert all(c["step"] % 4 == 0 for c in RunDir(out).read_selection())  # no selection on a cut epoch
     r = subprocess.run(_train_cmd(study, out), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((out / "train_plan.json").read_text())["resumed_from"].endswith(f"checkpoint-{saved}")
     assert RunDir(out).is_complete()
-    assert [c["epoch"] for c in RunDir(out).read_selection()] == [1, 2, 3]
+    assert [c["epoch"] for c in RunDir(out).read_selection()] == [1, 2, 3, 4, 5, 6]
 
 
 def test_selection_uses_the_mean_over_mixture_languages(tmp_path, base_models, monkeypatch):
