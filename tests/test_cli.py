@@ -32,11 +32,25 @@ def test_design_csv(capsys):
     assert lines[0].startswith("id,") and len(lines) == 23
 
 
-def test_every_subcommand_has_help():
+def test_every_subcommand_has_help(capsys):
+    """`--help` on every command and every nested one (data build, study run, bench train, ...)."""
+    import argparse
+
+    import pytest
+
     from linguamix.cli import build_parser
 
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    for name in sub.choices:
-        r = run(name, "--help")
-        assert r.returncode == 0 and "usage" in r.stdout, name
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield path + [name]
+                    yield from walk(child, path + [name])
+
+    paths = list(walk(build_parser(), []))
+    assert ["data", "build"] in paths and ["study", "run"] in paths and ["bench", "train"] in paths
+    for path in paths:
+        with pytest.raises(SystemExit) as e:
+            main([*path, "--help"])
+        assert e.value.code == 0
+        assert "usage: linguamix " + " ".join(path) in capsys.readouterr().out

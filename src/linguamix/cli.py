@@ -513,6 +513,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _format_arg(p)
 
+    data = sub.add_parser("data", help="[data] build and inspect the parallel training mixtures",
+                          description="[data] build and inspect the parallel training mixtures")
+    dsub = data.add_subparsers(dest="data_command", metavar="COMMAND")
+    dsub.required = True
+    for name, func, help in (("build", cmd_data_build, "build (or reuse) the train/validation data of mixtures"),
+                             ("stats", cmd_data_stats, "per-language counts and token statistics")):
+        p = _add(dsub, name, func, f"[data] {help}")
+        p.add_argument("config", help="study config (YAML)")
+        p.add_argument("--task", help="only this task (default: all tasks of the config)")
+        p.add_argument("--model", help="only this model's tokenizer (default: every distinct tokenizer)")
+        if name == "build":
+            p.add_argument("--mixture", help="only this mixture id (default: the whole design)")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        _format_arg(p)
+
+    p = _add(sub, "translate", cmd_translate, "[data] translate API-Bank into other languages (mAPICall-Bank) or "
+                                              "any JSONL dataset with an OpenAI-compatible LLM, validated and cached")
+    p.add_argument("config", help="translation config (YAML): engine, validation, prompt version")
+    p.add_argument("--source", choices=("api-bank", "jsonl"), default="api-bank",
+                   help="api-bank: dialogue and training files; jsonl: the --fields of each row (default: api-bank)")
+    p.add_argument("--langs", required=True, help="comma-separated target languages, e.g. es,ja,bn")
+    p.add_argument("--out", required=True, help="output folder (one subfolder per language; rerun to resume)")
+    p.add_argument("--source-dir", help="API-Bank folder, or a JSONL file/folder (default: the config's source_dir)")
+    p.add_argument("--files", help="comma-separated globs under the source folder (default: the config's "
+                                   "include, else level-1 dialogues + lv*-api-train)")
+    p.add_argument("--fields", help="jsonl mode: comma-separated string fields to translate")
+    p.add_argument("--limit", type=int, help="only the first N examples (dialogue files or rows)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _format_arg(p)
+
     p = _add(sub, "train", cmd_train, "[train] fine-tune a base model on one mixture, select by validation "
                                       "accuracy, evaluate the selected checkpoint")
     p.add_argument("--model", required=True, help="HF id or local path (or a model name of --config)")
@@ -545,36 +575,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-config-change", action="store_true", help="reuse --out although it holds another evaluation")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    data = sub.add_parser("data", help="[data] build and inspect the parallel training mixtures",
-                          description="[data] build and inspect the parallel training mixtures")
-    dsub = data.add_subparsers(dest="data_command", metavar="COMMAND")
-    dsub.required = True
-    for name, func, help in (("build", cmd_data_build, "build (or reuse) the train/validation data of mixtures"),
-                             ("stats", cmd_data_stats, "per-language counts and token statistics")):
-        p = _add(dsub, name, func, f"[data] {help}")
-        p.add_argument("config", help="study config (YAML)")
-        p.add_argument("--task", help="only this task (default: all tasks of the config)")
-        p.add_argument("--model", help="only this model's tokenizer (default: every distinct tokenizer)")
-        if name == "build":
-            p.add_argument("--mixture", help="only this mixture id (default: the whole design)")
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
-        _format_arg(p)
-
-    p = _add(sub, "translate", cmd_translate, "[data] translate API-Bank into other languages (mAPICall-Bank) or "
-                                              "any JSONL dataset with an OpenAI-compatible LLM, validated and cached")
-    p.add_argument("config", help="translation config (YAML): engine, validation, prompt version")
-    p.add_argument("--source", choices=("api-bank", "jsonl"), default="api-bank",
-                   help="api-bank: dialogue and training files; jsonl: the --fields of each row (default: api-bank)")
-    p.add_argument("--langs", required=True, help="comma-separated target languages, e.g. es,ja,bn")
-    p.add_argument("--out", required=True, help="output folder (one subfolder per language; rerun to resume)")
-    p.add_argument("--source-dir", help="API-Bank folder, or a JSONL file/folder (default: the config's source_dir)")
-    p.add_argument("--files", help="comma-separated globs under the source folder (default: the config's "
-                                   "include, else level-1 dialogues + lv*-api-train)")
-    p.add_argument("--fields", help="jsonl mode: comma-separated string fields to translate")
-    p.add_argument("--limit", type=int, help="only the first N examples (dialogue files or rows)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _format_arg(p)
-
     p = _add(sub, "score", cmd_score, "[evaluate] score completions produced elsewhere (JSONL in, JSONL out)")
     p.add_argument("--task", required=True, choices=("math", "api"), help="answer scorer to use")
     p.add_argument("--input", required=True, metavar="PRED.jsonl",
@@ -585,38 +585,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="math only: mcot_compat reproduces mCoT's own scorer (default: default)")
     p.add_argument("--summary", metavar="FILE", help="write the per-language summary here as JSON "
                    "(default: a table on stderr)")
-
-    p = _add(sub, "analyze", cmd_analyze, "[analyze] every result of the paper from a results table: CSVs, "
-                                          "figures (PNG, SVG), report.md and index.html")
-    p.add_argument("results", help="results table: the DuckDB of `linguamix collect`, or CSV/Parquet with "
-                                   "model, family, size_b, task, mixture, train_langs, n_train_langs, eval_lang, n, correct")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the regression split (default: 0)")
-    p.add_argument("--predictions", help="per-item predictions (CSV/Parquet/JSONL: model, task, mixture, eval_lang, "
-                                         "item_id, correct) for paired McNemar tests (default: the DuckDB's table)")
-    p.add_argument("--n-boot-median", type=int, default=9999, help="bootstrap resamples per median delta (default: 9999)")
-    p.add_argument("--n-boot-regression", type=int, default=2000,
-                   help="bootstrap resamples of the regression coefficients (default: 2000)")
-    p.add_argument("--train-fraction", type=float, default=0.7, help="regression training share (default: 0.7)")
-    p.add_argument("--ks", default="4,6,9", help="diversity levels of the zero-shot analysis (default: 4,6,9)")
-    p.add_argument("--zero-shot-test", choices=("welch", "mcnemar"), default="welch",
-                   help="test deciding the zero-shot verdict: welch = t-test on item outcomes, as in the paper; "
-                        "mcnemar = paired, where per-item predictions exist (default: welch)")
-
-    p = _add(sub, "simulate", cmd_simulate, "[analyze] a results table for a whole design drawn from planted "
-                                            "regression coefficients (to validate `analyze`)")
-    p.add_argument("--design", required=True, help="a study config (YAML), or `paper` for the paper's 5 models")
-    p.add_argument("--out", required=True, help="results file: .csv, .parquet, or .duckdb (evaluations + predictions)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--coef", action="append", metavar="NAME=VALUE",
-                   help="override a planted coefficient (intercept, log10_model_size, qwen_family, math_task, "
-                        "pretrained_only, eval_lang_in_training, sqrt_L_over_Lmax); repeatable")
-    p.add_argument("--noise-sd", type=float, default=0.03,
-                   help="SD of the per-instance accuracy noise around the planted model (default: 0.03)")
-    p.add_argument("--rho", type=float, default=0.5,
-                   help="correlation of an item's outcomes across mixtures (latent scale; default: 0.5)")
-    p.add_argument("--n-items", type=int, help="test items per language for every task (default: math 250, api 399)")
-    p.add_argument("--predictions", help="also write per-item predictions here (.csv or .parquet)")
 
     study = sub.add_parser("study", help="[study] run the whole design (local or SLURM) and watch its state",
                            description="[study] run the whole design (local or SLURM) and watch its state")
@@ -662,6 +630,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="DuckDB file (default: <output_dir>/results.duckdb), or a directory for Parquet")
     p.add_argument("--format", choices=("duckdb", "parquet"),
                    help="default: duckdb, or parquet when --out is a directory (ends with /)")
+
+    p = _add(sub, "analyze", cmd_analyze, "[analyze] every result of the paper from a results table: CSVs, "
+                                          "figures (PNG, SVG), report.md and index.html")
+    p.add_argument("results", help="results table: the DuckDB of `linguamix collect`, or CSV/Parquet with "
+                                   "model, family, size_b, task, mixture, train_langs, n_train_langs, eval_lang, n, correct")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the regression split (default: 0)")
+    p.add_argument("--predictions", help="per-item predictions (CSV/Parquet/JSONL: model, task, mixture, eval_lang, "
+                                         "item_id, correct) for paired McNemar tests (default: the DuckDB's table)")
+    p.add_argument("--n-boot-median", type=int, default=9999, help="bootstrap resamples per median delta (default: 9999)")
+    p.add_argument("--n-boot-regression", type=int, default=2000,
+                   help="bootstrap resamples of the regression coefficients (default: 2000)")
+    p.add_argument("--train-fraction", type=float, default=0.7, help="regression training share (default: 0.7)")
+    p.add_argument("--ks", default="4,6,9", help="diversity levels of the zero-shot analysis (default: 4,6,9)")
+    p.add_argument("--zero-shot-test", choices=("welch", "mcnemar"), default="welch",
+                   help="test deciding the zero-shot verdict: welch = t-test on item outcomes, as in the paper; "
+                        "mcnemar = paired, where per-item predictions exist (default: welch)")
+
+    p = _add(sub, "simulate", cmd_simulate, "[analyze] a results table for a whole design drawn from planted "
+                                            "regression coefficients (to validate `analyze`)")
+    p.add_argument("--design", required=True, help="a study config (YAML), or `paper` for the paper's 5 models")
+    p.add_argument("--out", required=True, help="results file: .csv, .parquet, or .duckdb (evaluations + predictions)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--coef", action="append", metavar="NAME=VALUE",
+                   help="override a planted coefficient (intercept, log10_model_size, qwen_family, math_task, "
+                        "pretrained_only, eval_lang_in_training, sqrt_L_over_Lmax); repeatable")
+    p.add_argument("--noise-sd", type=float, default=0.03,
+                   help="SD of the per-instance accuracy noise around the planted model (default: 0.03)")
+    p.add_argument("--rho", type=float, default=0.5,
+                   help="correlation of an item's outcomes across mixtures (latent scale; default: 0.5)")
+    p.add_argument("--n-items", type=int, help="test items per language for every task (default: math 250, api 399)")
+    p.add_argument("--predictions", help="also write per-item predictions here (.csv or .parquet)")
 
     bench = sub.add_parser("bench", help="[bench] measure linguamix's fast paths against the plain ones on this machine",
                            description="[bench] measure linguamix's fast paths against the plain ones on this machine")
