@@ -2,7 +2,6 @@
 the same result, a SIGTERM checkpoints and exits 75, a finished run is skipped, and selection takes the
 epoch with the best MEAN validation accuracy over the mixture's languages."""
 import json
-import os
 import signal
 import subprocess
 import sys

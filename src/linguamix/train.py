@@ -194,7 +194,3 @@ def train(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progr
     best = max(curve, key=lambda c: (c["avg_acc"], -c["step"])) if curve else None
     return TrainResult(rd.model_dir, best and best["epoch"], best and best["avg_acc"])
 
-
-def check_trainable(cfg: StudyConfig, spec: RunSpec) -> None:
-    if spec.kind != "train":
-        raise LinguamixError(f"{spec.name}: the pretrained baseline is evaluated, not trained")

@@ -16,7 +16,6 @@ Throughput = non-padding tokens per second after the warm-up steps; MFU = 6 * pa
 from __future__ import annotations
 
 import gc
-import json
 import os
 import random
 import tempfile
