@@ -17,7 +17,6 @@ from typing import Any
 
 from . import tasks
 from .config import StudyConfig
-from .errors import LinguamixError
 from .mixtures import Mixture
 from .records import Example, RunSpec
 from .store import RunDir, write_json
