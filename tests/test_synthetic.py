@@ -185,6 +185,10 @@ def test_pretraining_corpus_is_plain_text_without_task_format(langs):
         assert lang.answer_phrase not in text and lang.cot_trigger not in text, c
         assert any(lang.script_regex().search(s) for s in corpus[langs.index(c)::len(langs)]), c
     assert any(re.fullmatch(r"(\d+ [+-] \d+ = \d+\. ?)+", s) for s in corpus)
+    # the skills without the formats: worked problems (question, then its sum) and request -> call
+    assert any(re.search(r"[?？].* \d+ [+-] \d+ = \d+", s) for s in corpus)
+    calls = [s for s in corpus if re.fullmatch(r"# [^\n]+\n[A-Z][A-Za-z]+\((\w+='[^']*'(, )?)+\)", s)]
+    assert calls and all(s.split("\n")[1].split("(")[0] in {a["name"] for a in S.api_descriptions()} for s in calls)
 
 
 def test_unknown_or_textless_languages_fail_in_one_line():

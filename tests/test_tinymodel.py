@@ -57,6 +57,18 @@ def test_numbers_tokenize_the_same_way_in_every_script(tok):
         assert any(p.lstrip("Ġ") and p.lstrip("Ġ") in ("13", "1") for p in pieces), pieces
 
 
+def test_split_keeps_the_token_before_a_value_distinctive():
+    # what the pre-tokenizer cuts (independent of the learned merges)
+    from tokenizers import Regex, pre_tokenizers
+
+    split = pre_tokenizers.Split(Regex(T.SPLIT_PATTERN), behavior="isolated")
+    pieces = lambda text: [p for p, _ in split.pre_tokenize_str(text)]  # noqa: E731
+    assert pieces("Ana has 17 apples") == ["Ana", " has ", "17", " apples"]
+    assert pieces("on 2024-04-17 at 07:30?") == ["on ", "2024", "-04", "-17", " at ", "07", ":30", "?"]
+    assert pieces("Osakaの天気") == ["Osaka", "の天気"]
+    assert pieces("= 23. The") == ["= ", "23", ".", " The"]
+
+
 @pytest.mark.parametrize("family,cls", [("qwen3", "Qwen3ForCausalLM"), ("gemma3", "Gemma3ForCausalLM")])
 def test_random_tiny_models_of_both_families_generate(tok, family, cls):
     model = T.build_random_tiny(family, tok, hidden=32, layers=1, seed=1)

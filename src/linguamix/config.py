@@ -45,6 +45,8 @@ class ModelConfig(Strict):
     """`tiny`: if `id` is a folder that does not exist yet, make linguamix's tiny base model there
     (tokenizer + Qwen3-architecture model pretrained on the synthetic corpus; offline, CPU);
     `tiny-quick`: the same with a shorter pretraining."""
+    build_options: dict[str, Any] = Field(default_factory=dict)
+    """With `build`: fields of `linguamix.tinymodel.TinySettings` to change (e.g. `{steps: 1200, hidden: 256}`)."""
 
     @property
     def short_name(self) -> str:

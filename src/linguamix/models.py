@@ -20,7 +20,8 @@ def model_path(model_cfg: Any, base_dir: str | Path = ".") -> str:
     if getattr(model_cfg, "build", None) in ("tiny", "tiny-quick"):
         from .tinymodel import make_tiny_base_model
 
-        return str(make_tiny_base_model(local, quick=model_cfg.build == "tiny-quick"))
+        return str(make_tiny_base_model(local, quick=model_cfg.build == "tiny-quick",
+                                        overrides=dict(getattr(model_cfg, "build_options", None) or {})))
     return str(local) if local.exists() else ident
 
 

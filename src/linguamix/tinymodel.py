@@ -2,9 +2,10 @@
 
 `make_tiny_base_model(out_dir)` trains a byte-level BPE tokenizer on linguamix's synthetic
 multilingual text, builds a randomly initialised Qwen3-architecture model and "pretrains" it on plain
-text (`synthetic.pretraining_corpus`: word problems, requests, bare sums; no task format), then saves
-a normal Hugging Face model directory (config, safetensors, generation_config.json, tokenizer). It is
-the demo's "pretrained only" baseline: it knows the languages and the sums but not the prompt formats.
+text (`synthetic.pretraining_corpus`: word problems and worked sums, requests and the calls that serve
+them; no task format), then saves a normal Hugging Face model directory (config, safetensors,
+generation_config.json, tokenizer). It is the demo's "pretrained only" baseline: it knows the
+languages and (partly) the skills, but not the prompt formats.
 
 The tokenizer also sees task-format text (prompts and completions rendered by `linguamix.tasks`), so
 "Question:", "API-Request: [", the JSON of API descriptions and the triggers tokenize compactly; the
@@ -34,12 +35,20 @@ from .errors import ConfigError
 EOS = "<|endoftext|>"
 """EOS and pad, as in Qwen3-Base; no BOS is added."""
 MARKER = "tiny_base.json"
-SPLIT_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{M}\p{N}]?[\p{L}\p{M}]+|\p{N}+"
-                 r"| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
-"""Qwen2's pre-tokenizer split with two changes: letters include combining marks (\\p{M}), so Bengali,
-Telugu and Thai words are not cut at every vowel sign; and a number is one piece (`\\p{N}+`, never
-glued to a space), so "17" is the same token in every script, which makes copying and sums easy
-for a tiny model."""
+SPLIT_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)"
+                 r"|[^\r\n\p{L}\p{M}\p{N}]?(?:[\p{Latin}\p{M}]+|[\p{L}\p{M}&&[^\p{Latin}]]+)(?: (?=\p{N}))?"
+                 r"|\p{N}+|(?<=\p{N})[-:.,/]\p{N}+"
+                 r"| ?[^\s\p{L}\p{M}\p{N}]+(?: (?=\p{N}))?[\r\n]*"
+                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+"""Qwen2's pre-tokenizer split, changed so that a 2-layer model can copy values from its context:
+letters include combining marks (\\p{M}: Bengali, Telugu and Thai words are not cut at every vowel
+sign) and a run of Latin letters is split from other scripts ("Osakaの" -> "Osaka", "の"); a number
+is one piece in every script (`17`, never glued to a space), and the space before a number stays
+with the word before it ("has 17" -> "has ", "17"), so the token before each number is distinctive
+(a lone " " before every number would make "what came after this token last time" ambiguous);
+separators inside numbers start a new piece with their digits ("2024-04-17" -> "2024", "-04", "-17";
+"07:30" -> "07", ":30"). Measured on the demo's tasks (same base-model budget, 100 fine-tuning
+steps on English math): 45 % accuracy with this split, 15 % with a lone space token before numbers."""
 
 
 # -- tokenizer --------------------------------------------------------------------------------------
@@ -135,6 +144,9 @@ def pretrain(model, tokenizer, texts: Sequence[str], *, steps: int, batch_size: 
         opt, lambda s: (s + 1) / n_warm if s < n_warm else 0.1 + 0.45 * (1 + math.cos(math.pi * (s - n_warm) / max(1, steps - n_warm))))
     model.train()
     order, pos, losses = torch.randperm(n_blocks, generator=gen), 0, []
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=steps, desc="pretraining the tiny base model", unit="step", disable=None)  # None: only on a terminal
     for _ in range(steps):
         if pos + batch_size > n_blocks:  # a new epoch over the blocks
             order, pos = torch.randperm(n_blocks, generator=gen), 0
@@ -147,6 +159,9 @@ def pretrain(model, tokenizer, texts: Sequence[str], *, steps: int, batch_size: 
         sched.step()
         opt.zero_grad(set_to_none=True)
         losses.append(float(loss.detach()))
+        bar.update()
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+    bar.close()
     model.eval()
     return losses
 
@@ -173,17 +188,19 @@ class TinySettings:
     vocab_size: int = 3000
     hidden: int = 128
     layers: int = 2
-    heads: int = 2
+    heads: int = 4
+    """4 heads of 64 (attention wider than the 128-wide stream): copying API argument values needs more
+    heads than copying operands (demo API, 5 languages, 500 steps: 57 % with 4 heads, 38 % with 2)."""
     intermediate: int = 512
     max_position: int = 1024
     corpus_sentences: int = 20000
     tokenizer_task_items: int = 60
     """Items per task and language rendered in the task formats for the tokenizer only."""
-    steps: int = 300
-    batch_size: int = 16
+    steps: int = 600
+    batch_size: int = 8
     lr: float = 3e-3
     max_length: int = 128
-    operand_range: tuple[int, int] = (1, 20)
+    operand_range: tuple[int, int] = (1, 10)
     """Of the sums in the pretraining corpus: use the same range for the math task."""
     format_texts: str = "builtin"
     """`builtin` (rendered by linguamix.tasks) or the sha256 of caller-given format texts."""
@@ -191,7 +208,7 @@ class TinySettings:
     @classmethod
     def for_mode(cls, langs: Sequence[str], seed: int, quick: bool, format_texts: str) -> "TinySettings":
         if quick:
-            return cls(tuple(langs), seed, True, corpus_sentences=8000, tokenizer_task_items=30, steps=100,
+            return cls(tuple(langs), seed, True, corpus_sentences=6000, tokenizer_task_items=30, steps=200,
                        format_texts=format_texts)
         return cls(tuple(langs), seed, False, format_texts=format_texts)
 

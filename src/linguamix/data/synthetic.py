@@ -32,10 +32,10 @@ reminder) is the language's own, so that gold differs per language; a room is an
 (`living_room`) that the user names in their language. `api_instruction(record)` gives the API-Bank
 instruction (header + one JSON line per API); the rest of the prompt is the task's renderer.
 
-`pretraining_corpus` gives plain text from the same vocabulary WITHOUT any task format (no
-"Question:/Answer:", no answer sentence, no API call): word problems, user requests, bare
-equations ("3 + 5 = 8. 12 - 4 = 8.") and parallel pairs of them, for a tiny model's tokenizer and
-pretraining.
+`pretraining_corpus` gives plain text from the same vocabulary WITHOUT the task formats (no
+"Question:/Answer:", no trigger, no answer sentence, no API descriptions, no "API-Request: [...]"):
+word problems, worked sums, user requests and the function calls that serve them, bare equations and
+parallel pairs, for a tiny model's tokenizer and pretraining.
 """
 from __future__ import annotations
 
@@ -268,6 +268,11 @@ def _math_fields(code: str, s: _MathStructure, where: str) -> _Fields:
     return _Fields(where, values, lazy)
 
 
+def _equation(code: str, s: _MathStructure) -> str:
+    return _render(_lang_text(code)["equation"], _Fields(f"languages.{code}.equation",
+                                                         {"a": s.a, "op": OPS[s.op], "b": s.b, "c": s.c}, {}))
+
+
 def _check_range(operand_range: tuple[int, int]) -> tuple[int, int]:
     lo, hi = (int(x) for x in operand_range)
     if not 0 <= lo <= hi:
@@ -289,9 +294,7 @@ def generate_math(n: int, langs: Iterable[str], seed: int = 0, *, start: int = 0
             fields = _math_fields(code, s, f"languages.{code}.math.{s.op}[{s.template}]")
             text = _lang_text(code)
             sep = text.get("sentence_sep", " ")
-            equation = _render(text["equation"], _Fields(f"languages.{code}.equation",
-                                                         {"a": s.a, "op": OPS[s.op], "b": s.b, "c": s.c}, {}))
-            cot = sep.join((_render(template["retell"], fields), equation, languages.get(code).render_answer(s.c)))
+            cot = sep.join((_render(template["retell"], fields), _equation(code, s), languages.get(code).render_answer(s.c)))
             out.append(SyntheticMath(f"{MATH_PREFIX}{k:06d}", code, _render(template["question"], fields), cot, s.c))
     return out
 
@@ -394,8 +397,8 @@ def api_instruction(record: SyntheticApi) -> str:
 
 
 # -- plain text for pretraining ---------------------------------------------------------------------
-CORPUS_MIX = (("problem", 0.05), ("story", 0.15), ("request", 0.05), ("equation", 0.15), ("parallel", 0.25),
-              ("repeat", 0.35))
+CORPUS_MIX = (("problem", 0.05), ("story", 0.1), ("worked", 0.3), ("request", 0.05), ("call", 0.3),
+              ("equation", 0.1), ("parallel", 0.05), ("repeat", 0.05))
 """Share of each kind of text in `pretraining_corpus`."""
 EQUATIONS_PER_LINE = 4
 
@@ -424,12 +427,17 @@ def _random_value(rng: random.Random, code: str) -> str:
 
 def pretraining_corpus(langs: Iterable[str], n_sentences: int, seed: int = 0, *,
                        operand_range: tuple[int, int] = (1, 20)) -> list[str]:
-    """Plain multilingual text, languages in turn: word problems (statements and the question, no
-    solution; some followed by a one-sentence retelling), user requests, bare equations over
-    `operand_range`, and parallel pairs (one problem or request in two languages, one per line). No task format at all, so a model pretrained on it
-    knows the languages and the sums but not the tasks. The pairs are where a tiny model learns to
-    copy numbers, names and dates from its context, which both tasks need (and they align the
-    languages, as translated text does in real pretraining data)."""
+    """Plain multilingual text, languages in turn, in the shares of `CORPUS_MIX`: word problems (the
+    question alone, retold, or retold and followed by the sum that solves it, `a + b = c.`), user
+    requests alone or as a code comment followed by the call (`# Set an alarm for 07:30.` /
+    `SetAlarm(time='07:30')`), lines of bare equations over `operand_range`, lists of values written
+    twice, and parallel pairs (one problem or request in two languages).
+
+    Why this mix: like a real base model, the demo's model should know the skills the tasks need —
+    reading numbers and values from the context, sums, which call serves a request — but not the
+    task formats (no `Question:`/`Answer:`, trigger or answer sentence, no API descriptions or
+    `API-Request:`), which fine-tuning then teaches; the parallel pairs align the languages, as
+    translated text does in real pretraining data."""
     langs, (lo, hi) = _check_langs(langs), _check_range(operand_range)
     rng = random.Random(f"linguamix.synthetic:corpus:{seed}")
     kinds, weights = zip(*CORPUS_MIX)
@@ -445,8 +453,17 @@ def pretraining_corpus(langs: Iterable[str], n_sentences: int, seed: int = 0, *,
             m = _math_structure(rng, lo, hi)
             sep = _lang_text(code).get("sentence_sep", " ")
             out.append(f"{_problem_text(code, m)}{sep}{_problem_text(code, m, 'retell')}")
+        elif kind == "worked":  # the problem, retold, and the sum that solves it
+            m = _math_structure(rng, lo, hi)
+            sep = _lang_text(code).get("sentence_sep", " ")
+            out.append(sep.join((_problem_text(code, m), _problem_text(code, m, "retell"), _equation(code, m))))
         elif kind == "request":
             out.append(_api_request(code, _api_structure(rng, 0))[0])
+        elif kind == "call":  # a request and the function call that serves it, as in code comments
+            a = _api_structure(rng, 0)
+            request, arguments = _api_request(code, a)
+            call = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+            out.append(f"# {request}\n{_text()['apis'][a.api]['name']}({call})")
         elif kind == "equation":  # a few per line, so operands occur both after a space and line-initially
             sums = (_math_structure(rng, lo, hi) for _ in range(EQUATIONS_PER_LINE))
             out.append(" ".join(f"{s.a} {OPS[s.op]} {s.b} = {s.c}." for s in sums))
