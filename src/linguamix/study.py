@@ -485,6 +485,15 @@ def prepare(cfg: StudyConfig, specs: list[RunSpec], store: Store, *, progress: b
             say(f"data: {task} ({len(mixtures)} mixture(s)) ready for the tokenizer of {name}")
 
 
+def _work(cfg: StudyConfig, spec) -> float:
+    """A run's relative cost, to start the longest runs first (with a fixed number of workers this
+    keeps one 10-language run from finishing alone at the end); stable order among equals."""
+    if spec.kind == "baseline":
+        return 0.0
+    task = cfg.tasks[spec.task]
+    return (spec.mixture.count("+") + 1) * (task.train_per_lang or 1) * task.max_length
+
+
 def run_study(cfg: StudyConfig, config_path: str, executor, *, only: dict[str, set[str]] | None = None,
               max_retries: int | None = None, allow_config_change: bool = False, progress: bool = True,
               poll_s: float = 0.5, prepare_data: bool = True, out=None) -> StudyReport:
@@ -497,7 +506,7 @@ def run_study(cfg: StudyConfig, config_path: str, executor, *, only: dict[str, s
     t0 = time.time()
     store = Store(cfg.output_path)
     specs = select(cfg, only)
-    todo = [s for s in specs if not store.run(s).is_complete()]
+    todo = sorted((s for s in specs if not store.run(s).is_complete()), key=lambda s: -_work(cfg, s))
     report = StudyReport(selected=len(specs), skipped=len(specs) - len(todo))
     say(f"study {cfg.name}: {len(specs)} runs selected, {report.skipped} complete (skipped), {len(todo)} to run "
         f"on {executor.name}")
