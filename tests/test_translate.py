@@ -352,8 +352,8 @@ def test_engine_errors_are_not_cached_and_a_rerun_pays_only_for_them(bank, llm, 
 
 def _as_from_a_shell() -> None:
     """In the child: Ctrl-C as a terminal delivers it. A child inherits an ignored SIGINT (and a blocked
-    one), and in the full suite SIGINT was found ignored (SIG_IGN) in the pytest process by the time
-    this test runs (not when the files run in smaller groups): the child then never saw the signal."""
+    one), and a non-interactive shell starts background jobs with SIGINT ignored: pytest run as
+    `cmd &` (as CI scripts may) saw SIG_IGN here and the child never received the signal."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
