@@ -20,7 +20,7 @@ import yaml
 QUICK = {
     # the same design with a shorter pretraining, less data and fewer epochs: the whole pipeline in
     # under three minutes (it shows the machinery; the full demo shows the learning)
-    "models": [{"id": "base-model-quick", "name": "tiny-qwen3", "family": "qwen3", "size_b": 0.002,
+    "models": [{"id": "base-model-quick", "name": "tiny-qwen3", "family": "qwen3", "size_b": 0.001,
                 "build": "tiny-quick"}],
     "tasks.math.train_per_lang": 40, "tasks.api.train_per_lang": 40,
     "tasks.math.val_per_lang": 8, "tasks.api.val_per_lang": 8,
