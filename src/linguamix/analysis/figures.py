@@ -60,14 +60,18 @@ def save(fig: plt.Figure, stem: Path) -> list[Path]:
 
 
 def _grid(nrows: int, ncols: int, *, panel: tuple[float, float], left: float = 0.75, right: float = 0.2,
-          top: float = 0.7, bottom: float = 0.55, wgap: float = 0.5, hgap: float = 0.7, **kw):
-    """Subplots whose margins and gaps are fixed in inches.
+          top: float = 0.7, bottom: float = 0.55, wgap: float = 0.5, hgap: float = 0.7, min_width: float = 0.0,
+          **kw):
+    """Subplots whose margins and gaps are fixed in inches; at least `min_width` wide (the panels are then
+    centred), so that a title or legend wider than a single panel is not cut off.
 
     Cheaper than tight_layout/constrained layout, which draw the whole figure once more to measure it;
     with dozens of panels that extra draw dominated the analysis run time.
     """
     pw, ph = panel
     w = left + right + ncols * pw + (ncols - 1) * wgap
+    if w < min_width:
+        left, right, w = left + (min_width - w) / 2, right + (min_width - w) / 2, min_width
     h = top + bottom + nrows * ph + (nrows - 1) * hgap
     fig, axes = plt.subplots(nrows, ncols, figsize=(w, h), squeeze=False, **kw)
     fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
@@ -223,7 +227,8 @@ def zero_shot_figure(zs: pd.DataFrame) -> plt.Figure:
     models = model_order(zs)
     ks = sorted(zs["k"].unique())
     with plt.rc_context(_STYLE):
-        fig, axes = _grid(len(models), len(ks), panel=(2.5, 2.5), wgap=0.25, hgap=0.45, top=0.75, bottom=1.2)
+        fig, axes = _grid(len(models), len(ks), panel=(2.5, 2.5), wgap=0.25, hgap=0.45, top=0.75, bottom=1.2,
+                          min_width=7.8)  # the title and the 3-column legend
         cells = dict(tuple(zs.groupby(["model", "k"], sort=False)))
         for i, model in enumerate(models):
             for j, k in enumerate(ks):
