@@ -208,21 +208,26 @@ class InlineExecutor:
         pass
 
     def _run(self, job: Job) -> Outcome:
-        from .study import run_one
-
         t0 = time.time()
-        rd = RunDir(job.run_dir)
-        try:
-            code = run_one(self.cfg, job.spec, progress=job.progress, allow_config_change=job.allow_config_change)
-        except LinguamixError as e:
-            _append_log(rd, f"{type(e).__name__}: {e}\n")
-            code = e.exit_code
-        except Exception:  # noqa: BLE001 - one run's crash must not end the study
-            _append_log(rd, traceback.format_exc())
-            code = 1
-        finally:
-            _free_memory()
-        return classify(job, code, since=t0)
+        return classify(job, _run_in_this_process(self.cfg, job, progress=job.progress), since=t0)
+
+
+def _run_in_this_process(cfg: StudyConfig, job: Job, *, progress: bool) -> int:
+    """`run_one` -> exit status; a run's crash is written to its log, not raised: it must not end the
+    study (inline) or the worker (pool)."""
+    from .study import run_one
+
+    rd = RunDir(job.run_dir)
+    try:
+        return run_one(cfg, job.spec, progress=progress, allow_config_change=job.allow_config_change)
+    except LinguamixError as e:
+        _append_log(rd, f"{type(e).__name__}: {e}\n")
+        return e.exit_code
+    except Exception:  # noqa: BLE001 - reported through the run's status and log
+        _append_log(rd, traceback.format_exc())
+        return 1
+    finally:
+        _free_memory()
 
 
 def _stop_requested() -> bool:
@@ -380,22 +385,11 @@ def _pool_init(threads: int) -> None:
 
 def _pool_run(job: Job) -> int:
     from .config import load_config
-    from .study import run_one
 
     cfg = _WORKER_CONFIGS.get(job.config_path)
     if cfg is None:
         cfg = _WORKER_CONFIGS[job.config_path] = load_config(job.config_path)
-    rd = RunDir(job.run_dir)
-    try:
-        return run_one(cfg, job.spec, progress=False, allow_config_change=job.allow_config_change)
-    except LinguamixError as e:
-        _append_log(rd, f"{type(e).__name__}: {e}\n")
-        return e.exit_code
-    except Exception:  # noqa: BLE001 - reported through the run's status and log
-        _append_log(rd, traceback.format_exc())
-        return 1
-    finally:
-        _free_memory()
+    return _run_in_this_process(cfg, job, progress=False)
 
 
 class PoolExecutor:
