@@ -42,7 +42,7 @@ from __future__ import annotations
 import copy
 import json
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Callable, Iterable
@@ -51,6 +51,7 @@ import yaml
 
 from .. import languages
 from ..errors import ConfigError, DataError
+from ..tasks.api import format_invocation
 
 TEXT_FILE = "synthetic_text.yaml"
 MATH_PREFIX = "syn-math-"
@@ -73,9 +74,6 @@ class SyntheticMath:
     """The completion: a short chain of thought ending in the language's answer sentence."""
     answer: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class SyntheticApi:
@@ -87,9 +85,6 @@ class SyntheticApi:
     """Turns `{"role": "User", "text": ...}` in the item's language."""
     gold: dict[str, Any]
     """`{"api_name": str, "arguments": {param: str}}`."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "apis": list(self.apis), "dialogue": list(self.dialogue)}
 
 
 # -- the text file ----------------------------------------------------------------------------------
@@ -268,6 +263,12 @@ def _math_fields(code: str, s: _MathStructure, where: str) -> _Fields:
     return _Fields(where, values, lazy)
 
 
+def _problem_text(code: str, s: _MathStructure, part: str = "question") -> str:
+    """The item's `question` or `retell` sentence(s) in language `code`."""
+    template = _lang_text(code)["math"][s.op][s.template][part]
+    return _render(template, _math_fields(code, s, f"languages.{code}.math.{s.op}[{s.template}]"))
+
+
 def _equation(code: str, s: _MathStructure) -> str:
     return _render(_lang_text(code)["equation"], _Fields(f"languages.{code}.equation",
                                                          {"a": s.a, "op": OPS[s.op], "b": s.b, "c": s.c}, {}))
@@ -290,12 +291,9 @@ def generate_math(n: int, langs: Iterable[str], seed: int = 0, *, start: int = 0
     for k in range(start, start + n):
         s = _math_structure(random.Random(f"linguamix.synthetic:math:{seed}:{k}"), lo, hi)
         for code in langs:
-            template = _lang_text(code)["math"][s.op][s.template]
-            fields = _math_fields(code, s, f"languages.{code}.math.{s.op}[{s.template}]")
-            text = _lang_text(code)
-            sep = text.get("sentence_sep", " ")
-            cot = sep.join((_render(template["retell"], fields), _equation(code, s), languages.get(code).render_answer(s.c)))
-            out.append(SyntheticMath(f"{MATH_PREFIX}{k:06d}", code, _render(template["question"], fields), cot, s.c))
+            sep = _lang_text(code).get("sentence_sep", " ")
+            cot = sep.join((_problem_text(code, s, "retell"), _equation(code, s), languages.get(code).render_answer(s.c)))
+            out.append(SyntheticMath(f"{MATH_PREFIX}{k:06d}", code, _problem_text(code, s), cot, s.c))
     return out
 
 
@@ -403,11 +401,6 @@ CORPUS_MIX = (("problem", 0.05), ("story", 0.1), ("worked", 0.3), ("request", 0.
 EQUATIONS_PER_LINE = 4
 
 
-def _problem_text(code: str, s: _MathStructure, part: str = "question") -> str:
-    template = _lang_text(code)["math"][s.op][s.template][part]
-    return _render(template, _math_fields(code, s, f"languages.{code}.math.{s.op}[{s.template}]"))
-
-
 def _random_value(rng: random.Random, code: str) -> str:
     """A name, place, code, number, date or time: what a request mentions and a call must copy."""
     text, shared = _lang_text(code), _text()["shared"]
@@ -462,8 +455,7 @@ def pretraining_corpus(langs: Iterable[str], n_sentences: int, seed: int = 0, *,
         elif kind == "call":  # a request and the function call that serves it, as in code comments
             a = _api_structure(rng, 0)
             request, arguments = _api_request(code, a)
-            call = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
-            out.append(f"# {request}\n{_text()['apis'][a.api]['name']}({call})")
+            out.append(f"# {request}\n{format_invocation(_text()['apis'][a.api]['name'], arguments)}")
         elif kind == "equation":  # a few per line, so operands occur both after a space and line-initially
             sums = (_math_structure(rng, lo, hi) for _ in range(EQUATIONS_PER_LINE))
             out.append(" ".join(f"{s.a} {OPS[s.op]} {s.b} = {s.c}." for s in sums))

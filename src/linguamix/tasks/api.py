@@ -17,10 +17,14 @@ STOP = ("\n",)
 """A call is one line; a base model tends to continue with "->result" or the next turn."""
 
 
-def format_call(api_name: str, arguments: dict[str, str]) -> str:
-    """API-Bank's own rendering: every value in single quotes, nothing escaped."""
+def format_invocation(api_name: str, arguments: dict[str, str]) -> str:
+    """`Name(key='value', ...)`: API-Bank's own rendering, every value in single quotes, nothing escaped."""
     args = ", ".join(f"{k}='{v}'" for k, v in arguments.items())
-    return f"API-Request: [{api_name}({args})]"
+    return f"{api_name}({args})"
+
+
+def format_call(api_name: str, arguments: dict[str, str]) -> str:
+    return f"API-Request: [{format_invocation(api_name, arguments)}]"
 
 
 def render(item: ApiItem) -> Example:
