@@ -46,26 +46,11 @@ def demo_config(quick: bool) -> dict[str, Any]:
     return doc
 
 
-def _learning(evaluations) -> list[dict[str, Any]]:
-    """Per task: the base model's and the fine-tuned models' accuracy on the languages they trained on."""
-    rows = []
-    for task, df in evaluations.groupby("task", sort=True):
-        base = df[df.mixture == "pretrained"].set_index("eval_lang")
-        trained = df[(df.mixture != "pretrained") & df.apply(lambda r: r.eval_lang in r.train_langs.split("+"), axis=1)]
-        if trained.empty or base.empty:
-            continue
-        n, c = int(trained.n.sum()), int(trained.correct.sum())
-        bn = int(base.loc[base.index.isin(trained.eval_lang.unique()), "n"].sum())
-        bc = int(base.loc[base.index.isin(trained.eval_lang.unique()), "correct"].sum())
-        rows.append({"task": task, "pretrained_acc": bc / bn, "pretrained_n": bn, "finetuned_acc": c / n,
-                     "finetuned_n": n, "gain_points": round(100 * (c / n - bc / bn), 1)})
-    return rows
-
-
 def run_demo(out: str | Path = "linguamix-demo", *, quick: bool = False, workers: int | None = None,
              progress: bool = True, say: Callable[[str], None] | None = None) -> dict[str, Any]:
     from .analysis.inputs import load_results
     from .analysis.pipeline import AnalysisOptions, run_analysis, write_outputs
+    from .analysis.tables import finetuning_gain
     from .collect import collect
     from .config import load_config
     from .executors import PoolExecutor
@@ -136,7 +121,7 @@ def run_demo(out: str | Path = "linguamix-demo", *, quick: bool = False, workers
 
     # 6. what happened
     stage(6, "report")
-    learning = _learning(results.rows)
+    learning = finetuning_gain(results.rows)
     for row in learning:
         say(f"    {row['task']}: trained languages {100 * row['pretrained_acc']:.1f}% (pretrained, n={row['pretrained_n']})"
             f" -> {100 * row['finetuned_acc']:.1f}% (fine-tuned, n={row['finetuned_n']}): "

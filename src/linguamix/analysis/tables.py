@@ -262,6 +262,23 @@ def zero_shot_summary(zs: pd.DataFrame, *, reference: str = REFERENCE) -> pd.Dat
 
 
 # -- 5. heatmaps (Fig. 7) --------------------------------------------------------------------------------
+def finetuning_gain(df: pd.DataFrame) -> list[dict]:
+    """Per task: the pretrained model's and the fine-tuned models' pooled accuracy on the languages the
+    fine-tuned models were trained on (the baseline counted on those same evaluation languages)."""
+    rows = []
+    for task, sub in df.groupby("task", sort=True):
+        base = sub[sub["mixture"] == PRETRAINED]
+        tuned = sub[sub["mixture"] != PRETRAINED]
+        tuned = tuned[[e in t.split("+") for e, t in zip(tuned["eval_lang"], tuned["train_langs"])]]
+        base = base[base["eval_lang"].isin(tuned["eval_lang"])]
+        if tuned.empty or base.empty:
+            continue
+        n, c, bn, bc = int(tuned["n"].sum()), int(tuned["correct"].sum()), int(base["n"].sum()), int(base["correct"].sum())
+        rows.append({"task": task, "pretrained_acc": bc / bn, "pretrained_n": bn, "finetuned_acc": c / n,
+                     "finetuned_n": n, "gain_points": round(100 * (c / n - bc / bn), 1)})
+    return rows
+
+
 def heatmap_deltas(df: pd.DataFrame, *, reference: str = REFERENCE) -> pd.DataFrame:
     """Accuracy change vs the pretrained model for reference-only and bilingual reference+X training:
     one row per model x task x source mixture x evaluation language (delta in points, Newcombe interval)."""
