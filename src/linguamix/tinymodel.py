@@ -125,6 +125,7 @@ def pretrain(model, tokenizer, texts: Sequence[str], *, steps: int, batch_size: 
     """Plain causal-LM training on CPU: the texts (each + EOS) are packed into blocks of `max_length`
     tokens, visited in seeded random order; AdamW with linear warmup and cosine decay. -> losses."""
     import torch
+    from tqdm.auto import tqdm
 
     if steps < 1 or batch_size < 1 or max_length < 2:
         raise ConfigError(f"pretrain: steps, batch_size >= 1 and max_length >= 2 required "
@@ -144,8 +145,6 @@ def pretrain(model, tokenizer, texts: Sequence[str], *, steps: int, batch_size: 
         opt, lambda s: (s + 1) / n_warm if s < n_warm else 0.1 + 0.45 * (1 + math.cos(math.pi * (s - n_warm) / max(1, steps - n_warm))))
     model.train()
     order, pos, losses = torch.randperm(n_blocks, generator=gen), 0, []
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=steps, desc="pretraining the tiny base model", unit="step", disable=None)  # None: only on a terminal
     for _ in range(steps):
         if pos + batch_size > n_blocks:  # a new epoch over the blocks
