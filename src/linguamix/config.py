@@ -5,22 +5,20 @@ a wrong type or an unknown language code fails with one line naming the file and
 """
 from __future__ import annotations
 
-import hashlib
-import json
+import contextlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from . import languages, mixtures
+from . import languages, mixtures, tasks
 from .errors import ConfigError
-
-TASKS = ("math", "api")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # attribute docstrings become field descriptions: the CLI's --help is written from them
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class LanguagesConfig(Strict):
@@ -51,6 +49,17 @@ class ModelConfig(Strict):
     @property
     def short_name(self) -> str:
         return self.name or Path(self.id.rstrip("/")).name.lower()
+
+    def path(self, base_dir: str | Path = ".") -> str:
+        """What to load: the local folder (relative paths: to `base_dir`) if it exists, else the hub id.
+        Never builds anything: a `build:` model must have been made first (`linguamix model build`)."""
+        local = Path(self.id).expanduser()
+        if not local.is_absolute():
+            local = Path(base_dir) / local
+        if self.build and not local.exists():
+            raise ConfigError(f"model '{self.short_name}' (build: {self.build}) is not built yet at {local}: "
+                              f"run `linguamix model build CONFIG` (study run, data build and the demo do it first)")
+        return str(local) if local.exists() else self.id
 
 
 class SourceConfig(Strict):
@@ -179,12 +188,21 @@ class StudyConfig(Strict):
     base_dir: str = "."
     """Set by the loader: the directory of the config file (relative paths resolve against it)."""
 
+    _extra_languages: tuple = PrivateAttr(default=())
+
     @field_validator("tasks")
     @classmethod
     def _known_tasks(cls, v: dict[str, TaskConfig]):
-        for name in v:
-            if name not in TASKS:
-                raise ValueError(f"unknown task '{name}' (known: {', '.join(TASKS)})")
+        for name, tc in v.items():
+            try:
+                task = tasks.get(name)
+            except ConfigError as e:
+                raise _FieldError(f"tasks.{name}", str(e)) from None
+            for split in ("train", "test"):
+                fmt = getattr(tc, split).format
+                if fmt != "auto" and fmt not in task.formats:
+                    raise _FieldError(f"tasks.{name}.{split}.format", f"'{fmt}' does not feed the {name} task "
+                                                                      f"(formats: {', '.join(task.formats)})")
         if not v:
             raise ValueError("at least one task is required")
         return v
@@ -208,10 +226,22 @@ class StudyConfig(Strict):
         return self
 
     # -- derived ---------------------------------------------------------------------------------
+    @property
+    def extra_languages(self) -> tuple:
+        """The languages of `languages.extra` (not registered anywhere; see `language_scope`)."""
+        return self._extra_languages
+
+    @contextlib.contextmanager
+    def language_scope(self) -> Iterator["StudyConfig"]:
+        """The language table with this study's extra languages, for the duration of the block."""
+        with languages.extended(self._extra_languages):
+            yield self
+
     def mixture_list(self) -> list[mixtures.Mixture]:
-        if self.mixtures.design is not None:
-            return mixtures.expand_design(self.mixtures.design, source="mixtures.design")
-        return mixtures.design_mixtures(self.mixtures.preset or "paper")
+        with self.language_scope():  # a design may use the study's extra languages
+            if self.mixtures.design is not None:
+                return mixtures.expand_design(self.mixtures.design, source="mixtures.design")
+            return mixtures.design_mixtures(self.mixtures.preset or "paper")
 
     def model(self, name: str) -> ModelConfig:
         for m in self.models:
@@ -242,12 +272,6 @@ class _FieldError(ValueError):
         self.field = field
 
 
-def config_hash(obj: Any) -> str:
-    """Stable short hash of any JSON-able object (keys sorted)."""
-    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
 def _format_validation_error(source: str, err: ValidationError) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"]) or "<root>"
@@ -265,27 +289,36 @@ def _format_validation_error(source: str, err: ValidationError) -> str:
 
 
 def parse_config(doc: Any, source: str = "<config>", base_dir: str | Path = ".") -> StudyConfig:
+    """A config mapping -> StudyConfig; its extra languages are read, not registered (no global effect)."""
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
     doc = dict(doc)
     if "base_dir" in doc:
         raise ConfigError(f"{source}: field 'base_dir': set by linguamix, not in the file")
     extra = (doc.get("languages") or {}).get("extra") if isinstance(doc.get("languages"), dict) else None
+    extra_langs: list = []
     if extra:
         p = Path(extra) if Path(extra).is_absolute() else Path(base_dir) / extra
         try:
-            languages.register_yaml(p)
+            extra_langs = languages.load_yaml(p)
         except ConfigError as e:
             raise ConfigError(f"{source}: field 'languages.extra': {e}") from None
     doc["base_dir"] = str(base_dir)
     try:
+        scope = languages.extended(extra_langs)
+        scope.__enter__()
+    except ConfigError as e:
+        raise ConfigError(f"{source}: field 'languages.extra': {e}") from None
+    try:
         cfg = StudyConfig.model_validate(doc)
+        cfg._extra_languages = tuple(extra_langs)
+        cfg.mixture_list()
     except ValidationError as e:
         raise ConfigError(_format_validation_error(source, e)) from None
-    try:
-        cfg.mixture_list()
     except ConfigError as e:
         raise ConfigError(f"{source}: field 'mixtures': {e}") from None
+    finally:
+        scope.__exit__(None, None, None)
     return cfg
 
 

@@ -1,15 +1,20 @@
 """The language table: one place for per-language facts (codes, script, resource level, prompts).
 
 Nothing else in linguamix hard-codes a language. The built-in table is `languages.yaml` next to this
-module; users add languages with `register_yaml(path)` (a study config's `languages.extra` does that).
+module. More languages come from YAML files of the same layout: `load_yaml(path)` reads them without
+changing anything, and `extended(langs)` makes them visible for the duration of a `with` block (a study
+config's `languages.extra` is read that way: loading a config changes no global state). `register`
+adds a language for good, for programs that want that.
 """
 from __future__ import annotations
 
+import contextlib
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator, Mapping
 
 import yaml
 
@@ -68,7 +73,9 @@ class Language:
 
 
 _REQUIRED = [f.name for f in fields(Language) if f.name != "number_format"]
-_TABLE: dict[str, Language] = {}
+_BUILTIN: dict[str, Language] = {}
+_TABLE: ContextVar[dict[str, Language]] = ContextVar("linguamix_languages", default=_BUILTIN)
+"""The active table: the built-in one (in every thread), or an extended copy inside `extended(...)`."""
 
 
 def _parse(entry: dict, source: str, index: int) -> Language:
@@ -109,8 +116,8 @@ def _parse(entry: dict, source: str, index: int) -> Language:
 
 
 def _load(text: str, source: str) -> list[Language]:
-    try:
-        doc = yaml.safe_load(text)
+    try:  # libyaml's parser when present: the table is read at every start-up
+        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("languages"), list):
@@ -119,39 +126,73 @@ def _load(text: str, source: str) -> list[Language]:
 
 
 def register(lang: Language) -> None:
-    """Add a language to the table; re-registering an identical entry is a no-op."""
-    old = _TABLE.get(lang.code)
+    """Add a language to the table for good; re-registering an identical entry is a no-op."""
+    _check_compatible(lang, _TABLE.get().get(lang.code))
+    _TABLE.get()[lang.code] = lang
+
+
+def _check_compatible(lang: Language, old: Language | None) -> None:
     if old is not None and old != lang:
         raise ConfigError(f"language '{lang.code}' is already defined with different facts")
-    _TABLE[lang.code] = lang
+
+
+def load_yaml(path: str | Path) -> list[Language]:
+    """Languages from a YAML file with the same layout as the built-in `languages.yaml` (nothing registered)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a BOM from a Windows editor is not part of the YAML
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read language file ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    return _load(text, str(path))
 
 
 def register_yaml(path: str | Path) -> list[Language]:
-    """Load languages from a YAML file with the same layout as the built-in `languages.yaml`."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read language file ({e.strerror})") from None
-    langs = _load(text, str(path))
+    """`load_yaml` + `register` of each language."""
+    langs = load_yaml(path)
     for lang in langs:
         register(lang)
     return langs
 
 
+@contextlib.contextmanager
+def extended(langs: Iterable[Language]) -> Iterator[None]:
+    """The table plus `langs` inside the block (this thread / async context only); a code defined with
+    other facts than the table's is a ConfigError."""
+    langs = list(langs)
+    if not langs:
+        yield
+        return
+    table = dict(_TABLE.get())
+    for lang in langs:
+        _check_compatible(lang, table.get(lang.code))
+        table[lang.code] = lang
+    token = _TABLE.set(table)
+    try:
+        yield
+    finally:
+        _TABLE.reset(token)
+
+
+def table() -> Mapping[str, Language]:
+    """The active language table, code -> Language, in table order."""
+    return _TABLE.get()
+
+
 def get(code: str) -> Language:
     try:
-        return _TABLE[code]
-    except KeyError:
-        raise ConfigError(f"unknown language code '{code}' (known: {', '.join(_TABLE)})") from None
+        return _TABLE.get()[code]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown language code {code!r} (known: {', '.join(_TABLE.get())})") from None
 
 
 def is_known(code: str) -> bool:
-    return code in _TABLE
+    return isinstance(code, str) and code in _TABLE.get()
 
 
 def all_languages() -> list[Language]:
-    return list(_TABLE.values())
+    return list(_TABLE.get().values())
 
 
 def codes(*, role: str | Iterable[str] | None = None, resource: str | None = None) -> list[str]:
@@ -159,7 +200,7 @@ def codes(*, role: str | Iterable[str] | None = None, resource: str | None = Non
     roles = {role} if isinstance(role, str) else set(role) if role is not None else None
     return [
         lang.code
-        for lang in _TABLE.values()
+        for lang in _TABLE.get().values()
         if (roles is None or lang.role in roles) and (resource is None or lang.resource == resource)
     ]
 
@@ -178,5 +219,5 @@ def resource_group(code: str) -> str:
     return get(code).resource
 
 
-for _lang in _load(resources.files(__package__).joinpath("languages.yaml").read_text("utf-8"), "languages.yaml"):
-    register(_lang)
+_BUILTIN.update({lang.code: lang for lang in
+                 _load(resources.files(__package__).joinpath("languages.yaml").read_text("utf-8"), "languages.yaml")})

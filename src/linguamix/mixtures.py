@@ -20,6 +20,8 @@ from .errors import ConfigError
 
 PRETRAINED = "pretrained"
 """Mixture id used for the base model evaluated without fine-tuning."""
+SEPARATOR = "+"
+"""Joins the sorted language codes of a mixture id (`bn+en`)."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class Mixture:
     @property
     def id(self) -> str:
         """Canonical, order-independent id: the sorted codes joined by '+' ("bn+en+es+ja")."""
-        return "+".join(sorted(self.languages))
+        return label(self.languages)
 
     @property
     def n_languages(self) -> int:
@@ -65,7 +67,7 @@ class Mixture:
     def from_id(cls, mixture_id: str) -> "Mixture":
         if mixture_id == PRETRAINED:
             raise ConfigError(f"'{PRETRAINED}' is the base model, not a training mixture")
-        return cls(tuple(c.strip() for c in mixture_id.split("+") if c.strip()))
+        return cls(languages_of(mixture_id))
 
 
 def expand_entry(entry: Any, where: str) -> list[Mixture]:
@@ -126,6 +128,14 @@ def design_mixtures(preset: str = "paper") -> list[Mixture]:
     return expand_design(preset_design(preset), source=f"preset '{preset}'")
 
 
-def train_langs_label(langs: Iterable[str]) -> str:
-    """ISO codes joined by '+' in canonical (sorted) order, as used in results tables."""
-    return "+".join(sorted(langs))
+def label(langs: Iterable[str]) -> str:
+    """The canonical id of a set of training languages: the codes sorted and joined by '+' ("" for none)."""
+    return SEPARATOR.join(sorted(langs))
+
+
+def languages_of(mixture_id: str) -> tuple[str, ...]:
+    """The training languages a mixture id (or a results table's `train_langs`) names; () for the
+    pretrained baseline and for an empty label. Not validated against the language table."""
+    if not mixture_id or mixture_id == PRETRAINED:
+        return ()
+    return tuple(c.strip() for c in mixture_id.split(SEPARATOR) if c.strip())

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .mixtures import PRETRAINED
+from .mixtures import PRETRAINED, languages_of
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,11 @@ class RunSpec:
     @property
     def kind(self) -> str:
         return "baseline" if self.mixture == PRETRAINED else "train"
+
+    @property
+    def train_languages(self) -> tuple[str, ...]:
+        """The languages the run trains on (() for the pretrained baseline)."""
+        return languages_of(self.mixture)
 
     @property
     def name(self) -> str:
@@ -50,6 +55,25 @@ class Example:
     gold: Any
     """Math: the final number. API: {"api_name": str, "arguments": {str: str}}."""
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    """One scored completion, whatever the task (a task's `score` returns it; maps onto `Prediction`)."""
+
+    prediction: Any
+    """The parsed answer (math: a number; API: `{"api_name", "arguments"}`), or None when nothing was found."""
+    correct: bool
+    """The primary verdict."""
+    strict: bool
+    """Correct and in the expected format (math: after the answer phrase or in \\boxed{}; API: `API-Request:`)."""
+    lenient: bool
+    """Correct by the lenient reading (math: any extracted number)."""
+    detail: dict[str, Any] = field(default_factory=dict)
+    """Task extras: math `route`, `text`; API `error_kind`, `parse_error`, `mismatch`, `duplicate_keys`."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

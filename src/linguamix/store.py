@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -95,23 +96,47 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
 
 
-def read_jsonl(path: str | Path, tolerant: bool = False) -> list[Any]:
+def iter_records(path: str | Path, *, tolerant: bool = False) -> Iterator[tuple[int, Any]]:
+    """(line or row number, record) of a JSONL file, a JSON array or a Parquet file: the one reader of
+    record files, so every malformed line is reported the same way (`FILE: line N: invalid JSON (...)`).
+
+    `tolerant`: a torn final line (an append interrupted by a crash) is skipped instead of an error."""
     path = Path(path)
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    for i, line in enumerate(lines, 1):
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        yield from enumerate(pq.read_table(path).to_pylist(), 1)
+        return
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    if text.lstrip()[:1] == "[":  # a JSON array (API-Bank, MSVAMP): rows numbered from 1
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+        yield from enumerate(data, 1)
+        return
+    lines = text.split("\n")
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as e:
-            if tolerant and i >= len(lines) - 1:
-                break  # a torn final line from an interrupted append
-            raise DataError(f"{path}: line {i}: invalid JSON ({e.msg})") from None
-    return rows
+            if tolerant and n >= len(lines) - 1:
+                return  # a torn final line from an interrupted append
+            raise DataError(f"{path}: line {n}: invalid JSON ({e.msg})") from None
+        yield n, record
+
+
+def read_jsonl(path: str | Path, tolerant: bool = False) -> list[Any]:
+    return [record for _, record in iter_records(path, tolerant=tolerant)]
 
 
 def _json_default(o: Any) -> Any:
@@ -125,6 +150,12 @@ def _json_default(o: Any) -> Any:
         return o.item()
     except AttributeError:
         raise TypeError(f"not JSON serialisable: {type(o).__name__}") from None
+
+
+def config_hash(obj: Any) -> str:
+    """Stable short hash of any JSON-able object (keys sorted): the key of run directories and caches."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 # -- provenance -------------------------------------------------------------------------------------
@@ -187,8 +218,6 @@ class RunDir:
     # manifest
     def init(self, spec: dict[str, Any], config: dict[str, Any], *, allow_config_change: bool = False) -> str:
         """Create (or re-open) the run directory; refuse to reuse it for a different config."""
-        from .config import config_hash
-
         h = config_hash({"spec": spec, "config": config})
         manifest = self.path / "run.json"
         if manifest.exists():
@@ -234,6 +263,39 @@ class RunDir:
     def is_complete(self) -> bool:
         return self.status().get("state") == "done" and (self.eval_dir("test") / "summary.json").exists()
 
+    def state(self, expected_hash: str | None = None) -> dict[str, Any]:
+        """status.json with the state a reader should act on: a `running` run whose process is gone (a killed
+        orchestrator) is `pending` and resumable; `done` without a test summary is `pending`; a `done` run
+        whose config hash differs from `expected_hash` keeps its state and says so in `reason` and `stale`."""
+        st = dict(self.status())
+        state = st.get("state", "pending")
+        if state == "running" and not _alive(st):
+            st["state"] = "pending"
+            st["reason"] = (f"interrupted (process {st.get('pid')} on {st.get('host')} is gone); "
+                            "resumes on the next `study run`")
+        elif state == "done" and not self.is_complete():
+            st["state"], st["reason"] = "pending", "marked done but its test summary is missing"
+        if st["state"] == "done" and expected_hash:
+            old = self.manifest().get("config_hash")
+            if old and old != expected_hash:
+                st["stale"] = True
+                st["reason"] = f"config changed since this run (hash {old}); kept, not rerun"
+        return st
+
+    @contextlib.contextmanager
+    def attempt(self, **extra: Any) -> Iterator[None]:
+        """Mark the run `running` (with this process's pid) for the block; an exception marks it `failed`
+        with its first line as the reason and propagates (Ctrl-C leaves it `pending`: resumable, not failed)."""
+        self.set_status("running", pid=os.getpid(), **extra)
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.set_status("pending", reason="interrupted; resumes on the next run")
+            raise
+        except BaseException as e:
+            self.set_status("failed", reason=failure_reason(e))
+            raise
+
     # logs and curves
     def log(self, name: str, row: dict[str, Any]) -> None:
         append_jsonl(self.path / "logs" / f"{name}.jsonl", row)
@@ -275,6 +337,29 @@ class RunDir:
         return (self.eval_dir(split) / "summary.json").exists()
 
 
+def failure_reason(e: BaseException) -> str:
+    """The one-line reason a failed run records: the exception's type and first line."""
+    return f"{type(e).__name__}: {e}".splitlines()[0][:500]
+
+
+def _alive(st: dict[str, Any]) -> bool:
+    """Whether the process that marked a run `running` may still run it (only checkable on its own host)."""
+    pid, host = st.get("pid"), st.get("host")
+    if not pid or host != platform.node():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, OverflowError):
+        return True
+    try:  # a killed process nobody has reaped yet is a zombie: gone all the same
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 # -- the study store --------------------------------------------------------------------------------
 class Store:
     def __init__(self, root: str | Path):
@@ -289,45 +374,8 @@ class Store:
     def data_dir(self, task: str, key: str) -> Path:
         return self.root / "data" / task / key
 
-    def run_dirs(self) -> list[RunDir]:
-        base = self.root / "runs"
-        return [RunDir(p) for p in sorted(base.iterdir()) if (p / "run.json").exists()] if base.exists() else []
-
     def results_db(self) -> Path:
         return self.root / "results.duckdb"
-
-    def load_results(self, split: str = "test"):
-        """One row per (run, evaluation language) of the finished runs, as a DataFrame."""
-        return load_results([r.path for r in self.run_dirs()], split=split)
-
-
-RESULT_COLUMNS = ["run", "model", "family", "size_b", "task", "mixture", "train_langs", "n_train_langs",
-                  "seed", "eval_lang", "n", "correct", "accuracy", "ci_low", "ci_high"]
-
-
-def load_results(run_paths: Iterable[str | Path], split: str = "test"):
-    import pandas as pd
-
-    rows = []
-    for path in run_paths:
-        rd = RunDir(path)
-        summary = rd.read_summary(split)
-        manifest = rd.manifest()
-        if not summary or not manifest:
-            continue
-        spec, model = manifest["spec"], manifest.get("config", {}).get("model", {})
-        mixture = spec["mixture"]
-        train_langs = [] if spec.get("kind") == "baseline" else mixture.split("+")
-        for lang_row in summary["languages"]:
-            rows.append({
-                "run": spec["name"], "model": spec["model"], "family": model.get("family"),
-                "size_b": model.get("size_b"), "task": spec["task"], "mixture": mixture,
-                "train_langs": "+".join(sorted(train_langs)), "n_train_langs": len(train_langs),
-                "seed": spec.get("seed", 0), "eval_lang": lang_row["lang"], "n": lang_row["n"],
-                "correct": lang_row["correct"], "accuracy": lang_row["accuracy"],
-                "ci_low": lang_row.get("ci_low"), "ci_high": lang_row.get("ci_high"),
-            })
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
 # -- data cache ---------------------------------------------------------------------------------------
