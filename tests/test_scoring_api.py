@@ -2,8 +2,19 @@ import json
 
 import pytest
 
-from linguamix.scoring import (DEFAULT_API_STOP, ApiCall, ParseFailure, canonical_value, gold_call,
-                               parse_api_call, score_api, summarize)
+from types import SimpleNamespace
+
+from linguamix.evaluate import summarize
+from linguamix.tasks.api import STOP, canonical_value
+from linguamix.tasks.api import score_api as _score_api
+from linguamix.tasks.api_call import ApiCall, ParseFailure, gold_call, parse_api_call
+
+
+def score_api(completion, gold, **kw):
+    """The API scorer's verdict with its detail fields at the top (`s.error_kind`, `s.strict_correct`)."""
+    s = _score_api(completion, gold, **kw)
+    return SimpleNamespace(correct=s.correct, strict_correct=s.strict, lenient_correct=s.lenient,
+                           prediction=s.prediction, **s.detail)
 
 
 # -- eval_anchors.md §7, cases 25-30 -------------------------------------------------------------------
@@ -79,7 +90,7 @@ def test_parser_failures_and_duplicates():
 
 def test_prefix_and_stop():
     gold = {"api_name": "GetToday", "arguments": {}}
-    assert DEFAULT_API_STOP == ("\n",)
+    assert STOP == ("\n",)
     bare = score_api("[GetToday()]", gold)
     assert bare.correct and not bare.strict_correct and bare.lenient_correct
     lead = score_api("\n  API-Request: [GetToday()]\nAI: Today is Monday.", gold)
@@ -117,8 +128,10 @@ def test_gold_forms():
     assert gold_call({"api_name": "X", "param_dict": {"a": "1"}}).arguments == {"a": "1"}
     assert gold_call("API-Request: [X(a='1')]").api_name == "X"
     assert gold_call("X(a='1')").arguments == {"a": "1"}
-    for bad in ({"arguments": {}}, {"api_name": "X", "arguments": ["a"]}, "no call", 3):
-        with pytest.raises(ValueError):
+    for bad, why in (({"arguments": {}}, "needs a string 'api_name'"),
+                     ({"api_name": "X", "arguments": ["a"]}, "needs an 'arguments' object"),
+                     ("no call", "cannot be parsed"), (3, "must be a string or an object")):
+        with pytest.raises(ValueError, match=why):
             gold_call(bad)
 
 
@@ -128,8 +141,9 @@ def test_summarize_counts_parse_failures_apart():
     for lang, completion in [("en", "[Call(a='1')]"), ("en", "[Call('1')]"), ("en", "nothing"),
                              ("fr", "[Call(a='2')]"), ("fr", "API-Request: [Call(a='1')]")]:
         s = score_api(completion, gold)
-        rows.append({"lang": lang, "correct": s.correct, "strict": s.strict_correct, "error_kind": s.error_kind})
-    en, fr = summarize(rows)
+        rows.append({"lang": lang, "correct": s.correct, "strict": s.strict_correct,
+                     "detail": {"error_kind": s.error_kind}})
+    en, fr = summarize(rows, task="api")
     assert (en["lang"], en["n"], en["correct"], en["parse_failures"], en["no_call"], en["wrong_calls"]) == \
         ("en", 3, 1, 1, 1, 0)
     assert (fr["correct"], fr["wrong_calls"], fr["strict_correct"]) == (1, 1, 1)

@@ -2,8 +2,16 @@ import json
 
 import pytest
 
-from linguamix.scoring import (DEFAULT_MATH_STOP, cut_at_stop, extract_math_answer, fold_digits, parse_gold,
-                               parse_number, score_item, score_math, summarize)
+from linguamix.errors import ConfigError
+from linguamix.evaluate import summarize
+from linguamix.tasks import cut_at_stop, get
+from linguamix.tasks.math import STOP
+from linguamix.tasks.math_answer import extract_math_answer, fold_digits, parse_gold, parse_number, score_math
+
+
+def score(completion, gold, lang, **kw):
+    """The scorer as the math task applies it: cut at the task's stop strings first."""
+    return score_math(completion, gold, lang, **{"stop": STOP, **kw})
 
 # eval_anchors.md §7, cases 1-24: (case, lang, completion, gold, expected number, expected verdict)
 ANCHOR_CASES = [
@@ -38,26 +46,26 @@ ANCHOR_CASES = [
 @pytest.mark.parametrize("case,lang,completion,gold,expected,verdict", ANCHOR_CASES,
                          ids=[f"case{c[0]}-{c[1]}" for c in ANCHOR_CASES])
 def test_eval_anchor_cases(case, lang, completion, gold, expected, verdict):
-    s = score_math(completion, gold, lang)
+    s = score(completion, gold, lang)
     assert s.prediction == (None if expected is None else pytest.approx(expected))
     assert s.correct is verdict and s.lenient_correct is verdict
 
 
 def test_routes_and_strictness():
-    assert score_math("The answer is \\boxed{18}", 18, "en").route == "boxed"
-    phrase = score_math("La réponse est 20 000.", 20000, "fr")
+    assert score("The answer is \\boxed{18}", 18, "en").route == "boxed"
+    phrase = score("La réponse est 20 000.", 20000, "fr")
     assert (phrase.route, phrase.strict_correct, phrase.text) == ("phrase", True, "20 000")
-    last = score_math("…area is 25 m².", 25, "en")  # right number, but no answer phrase: lenient only
+    last = score("…area is 25 m².", 25, "en")  # right number, but no answer phrase: lenient only
     assert (last.route, last.correct, last.strict_correct, last.lenient_correct) == ("last_number", True, False, True)
-    assert score_math("I don't know.", 18, "en").route is None
-    wrong = score_math("The answer is 17.", 18, "en")
+    assert score("I don't know.", 18, "en").route is None
+    wrong = score("The answer is 17.", 18, "en")
     assert (wrong.correct, wrong.strict_correct) == (False, False)
 
 
 def test_boxed_wins_over_phrase_and_empty_box_falls_through():
-    assert score_math("\\boxed{12} so the answer is 18", 12, "en").route == "boxed"
-    assert score_math("The answer is 18. \\boxed{}", 18, "en").route == "phrase"
-    assert score_math("\\boxed{\\frac{36}{2} = 18}", 18, "en").correct  # last number inside the box
+    assert score("\\boxed{12} so the answer is 18", 12, "en").route == "boxed"
+    assert score("The answer is 18. \\boxed{}", 18, "en").route == "phrase"
+    assert score("\\boxed{\\frac{36}{2} = 18}", 18, "en").correct  # last number inside the box
 
 
 @pytest.mark.parametrize("text,lang,value", [
@@ -111,12 +119,11 @@ def test_phrase_details():
 
 def test_stop_strings():
     text = "The answer is 18.\nQuestion: what is 2 + 3?\nAnswer: 5"
-    assert DEFAULT_MATH_STOP == ("\nQuestion:",)
-    assert score_math(text, 18, "en").correct
+    assert STOP == ("\nQuestion:",) and get("math").stop is STOP
+    assert score(text, 18, "en").correct
     assert not score_math(text, 18, "en", stop=()).correct  # uncut, the later "Answer: 5" is the last phrase
     assert not score_math(text, 18, "en", stop=None).correct
-    assert score_item("math", text, 18, "en").correct  # the task's default stop strings
-    assert not score_item("math", text, 18, "en", stop=None).correct
+    assert get("math").score(text, 18, "en").correct  # the task cuts at its stop strings
     assert cut_at_stop("a STOP b END c", ["END", "STOP"]) == "a "  # the earliest stop, whatever the order
     assert cut_at_stop("a\nb", "\n") == "a"  # one string is one stop string
     assert cut_at_stop("abc", None) == "abc"
@@ -125,14 +132,12 @@ def test_stop_strings():
 def test_gold_parsing_and_errors():
     assert parse_gold("2,125") == 2125 and parse_gold(" 18 ") == 18 and parse_gold(7) == 7
     for bad in ("eighteen", None, True, [18]):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="gold answer must be a number"):
             parse_gold(bad)
     with pytest.raises(ValueError, match="mode"):
-        score_math("18", 18, "en", mode="flexible")
-    from linguamix.errors import ConfigError
-
-    with pytest.raises(ConfigError):
-        score_math("18", 18, "xx")
+        score("18", 18, "en", mode="flexible")
+    with pytest.raises(ConfigError, match="unknown language code 'xx'"):
+        score("18", 18, "xx")
 
 
 def test_score_item_and_summarize_prediction_records():
@@ -141,7 +146,7 @@ def test_score_item_and_summarize_prediction_records():
     preds = []
     for lang, completion, gold in [("fr", "La réponse est 27 000.", 27000), ("fr", "… 25 m².", 25),
                                    ("fr", "La réponse est 3.", 4), ("de", "Die Antwort ist 1.500.", 1500)]:
-        s = score_item("math", completion, gold, lang)
+        s = get("math").score(completion, gold, lang)
         preds.append(Prediction(item_id="x", lang=lang, prompt_hash="h", completion=completion,
                                 prediction=s.prediction, correct=s.correct, strict=s.strict, lenient=s.lenient,
                                 gold=gold, detail=s.detail))
@@ -153,10 +158,10 @@ def test_score_item_and_summarize_prediction_records():
     assert "parse_failures" not in fr
     (overall,) = summarize(preds, group=None)
     assert (overall["n"], overall["correct"]) == (4, 3) and "lang" not in overall
-    with pytest.raises(ValueError, match="task"):
-        score_item("translation", "x", 1, "en")
-    with pytest.raises(ValueError, match="math"):
-        score_item("api", "[A()]", "[A()]", "en", mode="mcot_compat")
+    with pytest.raises(ConfigError, match="unknown task 'translation'"):
+        get("translation")
+    with pytest.raises(ValueError, match="exists only for the math task"):
+        get("api").score("[A()]", "[A()]", "en", mode="mcot_compat")
 
 
 # -- mCoT compatibility --------------------------------------------------------------------------------
@@ -172,7 +177,7 @@ def test_score_item_and_summarize_prediction_records():
     ("no number here", "3", False, None),
 ])
 def test_mcot_compat_rule(completion, gold, correct, prediction):
-    s = score_math(completion, gold, "en", mode="mcot_compat")
+    s = score(completion, gold, "en", mode="mcot_compat")
     assert s.correct is correct and s.strict_correct is False
     assert s.prediction == prediction
 
@@ -195,7 +200,7 @@ def test_mcot_compat_reproduces_every_stored_result(shared_data):
         for i, (row, gold) in enumerate(zip(rows, golds)):
             # the MGSM gold string (as mCoT read it) and the stored `answer` field (float, or str in th)
             for g in (gold, row["answer"]):
-                s = score_math(row["response"], g, lang, mode="mcot_compat")
+                s = score(row["response"], g, lang, mode="mcot_compat")
                 assert s.correct is row["result"], (lang, i, g)
             n += 1
     assert n == 2750
@@ -212,7 +217,7 @@ STRICT_CORRECT = {**DEFAULT_CORRECT, "bn": 163, "de": 152, "fr": 166, "ru": 169}
 def test_default_scorer_on_mcot_outputs(shared_data):
     changed = {}
     for lang, rows, golds in _mcot_outputs(shared_data):
-        scores = [score_math(r["response"], g, lang) for r, g in zip(rows, golds)]
+        scores = [score(r["response"], g, lang) for r, g in zip(rows, golds)]
         assert sum(r["result"] for r in rows) == MCOT_CORRECT[lang]
         assert sum(s.correct for s in scores) == DEFAULT_CORRECT[lang], lang
         assert sum(s.strict_correct for s in scores) == STRICT_CORRECT[lang], lang

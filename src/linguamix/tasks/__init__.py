@@ -1,17 +1,15 @@
-"""Tasks: how an item becomes a prompt + completion (identically for training and evaluation),
-which stop strings end a generation, and which scorer judges it. A plain registry, no discovery."""
+"""Tasks as plugins: one module per task, one registry (`base`). Built in: `math` (mCoT-MATH -> MGSM) and
+`api` (API-Bank / mAPICall-Bank); more come from other packages through the `linguamix.tasks` entry points.
+
+    from linguamix import tasks
+    task = tasks.get("math"); ex = task.render(item); s = task.score(completion, ex.gold, ex.lang)
+"""
 from __future__ import annotations
 
-from types import ModuleType
-
-from ..errors import ConfigError
 from . import api, math
+from .base import ENTRY_POINT_GROUP, Loader, Task, cut_at_stop, get, names, register
 
-TASKS: dict[str, ModuleType] = {"math": math, "api": api}
+register(math.TASK)
+register(api.TASK)
 
-
-def get(name: str) -> ModuleType:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ConfigError(f"unknown task '{name}' (known: {', '.join(TASKS)})") from None
+__all__ = ["ENTRY_POINT_GROUP", "Loader", "Task", "cut_at_stop", "get", "names", "register"]

@@ -3,7 +3,7 @@
 Published scorers misread non-English answers (French `27 000`, German `1.500`, Bengali digits, see
 docs eval_anchors §1.5 and §2.3). The default extractor here follows eval_anchors §7:
 
-1. cut the completion at the first stop string (`cut_at_stop`, shared with the generation backends);
+1. cut the completion at the first stop string (the task's, `tasks.math.STOP`; see `cut_at_stop`);
 2. fold every Unicode decimal digit to ASCII (`১৮` -> `18`, `１８` -> `18`), `−` -> `-`, `，．` -> `,.`;
    nothing else is normalised (no NFKC: `m²` must not become `m2`);
 3. route `boxed`: the last number inside the last `\\boxed{...}` / `\\fbox{...}`;
@@ -44,10 +44,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Literal
 
 from .. import languages
-
-DEFAULT_MATH_STOP: tuple[str, ...] = ("\nQuestion:",)
-"""The mCoT prompt is `Question:\\n...\\nAnswer:\\n{trigger}\\n`; a base model that goes on writes the next
-`Question:`. `"\\nQuestion:"` also catches `"\\n\\nQuestion:"`."""
+from .base import cut_at_stop
 
 MODES = ("default", "mcot_compat")
 PIVOT_LANG = "en"
@@ -55,23 +52,6 @@ PIVOT_LANG = "en"
 for the final sentence (lm-eval even scores bn with the English phrase)."""
 
 Route = Literal["boxed", "phrase", "last_number"]
-
-
-def cut_at_stop(text: str, stops: Iterable[str] | None) -> str:
-    """`text` up to (not including) the earliest occurrence of any stop string (None or () keeps it whole).
-
-    vLLM drops the stop string, HF `generate(stop_strings=...)` keeps it and may run past it in a batch;
-    both backends pass their raw text through this so that the scored strings are identical.
-    """
-    if isinstance(stops, str):  # a lone string is one stop string, not a set of characters
-        stops = (stops,)
-    cut = len(text)
-    for stop in stops or ():
-        if stop:
-            i = text.find(stop)
-            if 0 <= i < cut:
-                cut = i
-    return text[:cut]
 
 
 # -- records ------------------------------------------------------------------------------------------
@@ -256,7 +236,7 @@ def _number_after_phrase(text: str, start: int, lang: str) -> _Number | None:
     return _Number(pick.value, start + pick.start, start + pick.end)
 
 
-def extract_math_answer(completion: str, lang: str, *, stop: Iterable[str] | None = DEFAULT_MATH_STOP
+def extract_math_answer(completion: str, lang: str, *, stop: Iterable[str] | None = None
                         ) -> MathExtraction:
     """The final number of a completion in language `lang` (see the module docstring for the rules).
 
@@ -305,7 +285,7 @@ def numbers_equal(pred: float | None, gold: float) -> bool:
     return pred is not None and math.isfinite(pred) and abs(pred - gold) < 1e-6
 
 
-def score_math(completion: str, gold: Any, lang: str, *, stop: Iterable[str] | None = DEFAULT_MATH_STOP,
+def score_math(completion: str, gold: Any, lang: str, *, stop: Iterable[str] | None = None,
                mode: str = "default") -> MathScore:
     """Score one math completion against the gold number.
 
