@@ -4,14 +4,19 @@ import json
 import pytest
 
 from linguamix import tasks
-from linguamix.data import pools, sources
+from linguamix.data import loaders, pools
 from linguamix.errors import DataError
+
+
+def load(fmt, src, langs, **options):
+    """A built-in loader by its format name, as `data build` calls it."""
+    return loaders.BUILTIN[fmt](src, langs, options)
 
 ELEVEN = ["en", "es", "ja", "bn", "sw", "te", "fr", "de", "ru", "zh", "th"]
 
 
 def test_mgsm_all_eleven_files(shared_data):
-    loaded = sources.load_mgsm(shared_data / "mgsm", ELEVEN)
+    loaded = load("mgsm", shared_data / "mgsm", ELEVEN)
     assert {lang: len(v) for lang, v in loaded.items()} == {lang: 250 for lang in ELEVEN}
     parallel, dropped = pools.check_parallel(loaded, source="mgsm")
     assert dropped == []
@@ -25,7 +30,7 @@ def test_mgsm_all_eleven_files(shared_data):
 
 
 def test_mgsm_prompt_is_the_mcot_format(shared_data):
-    item = sources.load_mgsm(shared_data / "mgsm", ["ja"])["ja"][0]
+    item = load("mgsm", shared_data / "mgsm", ["ja"])["ja"][0]
     ex = tasks.get("math").render(item)
     assert ex.prompt == f"Question:\n{item.question.strip()}\nAnswer:\n段階的に考えてみましょう。\n"
     assert ex.gold == 18 and ex.completion == ""
@@ -34,18 +39,18 @@ def test_mgsm_prompt_is_the_mcot_format(shared_data):
 def test_mgsm_bad_rows_and_missing_language(tmp_path):
     (tmp_path / "mgsm_en.tsv").write_text("Q one\t3\nQ two has no answer\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"mgsm_en.tsv: line 2: expected 'question<TAB>answer'"):
-        sources.load_mgsm(tmp_path, ["en"])
+        load("mgsm", tmp_path, ["en"])
     (tmp_path / "mgsm_en.tsv").write_text("Q one\tthree\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"line 1: answer 'three' is not a number"):
-        sources.load_mgsm(tmp_path, ["en"])
+        load("mgsm", tmp_path, ["en"])
     (tmp_path / "mgsm_en.tsv").write_text("Q one\t3\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"mgsm_sw.tsv: MGSM file for language 'sw' is missing"):
-        sources.load_mgsm(tmp_path, ["en", "sw"])
+        load("mgsm", tmp_path, ["en", "sw"])
 
 
 def test_api_bank_level1_has_399_cases_with_their_gold(shared_data):
-    loaded = sources.load_api_bank(shared_data / "api-bank", ["en"], split="test", per_language=False,
-                                   levels=["level-1-given-desc"], train_pattern="")
+    loaded = load("api-bank", shared_data / "api-bank", ["en"], split="test",
+                                   levels=["level-1-given-desc"])
     items = loaded["en"]
     assert len(items) == 399 and len({it.item_id for it in items}) == 399
     gold = {f"{r['file']}#{r['id']}": r for r in map(json.loads, (shared_data / "api-bank" /
@@ -57,8 +62,8 @@ def test_api_bank_level1_has_399_cases_with_their_gold(shared_data):
 
 
 def test_api_prompts_are_byte_identical_to_the_official_test_file(shared_data):
-    loaded = sources.load_api_bank(shared_data / "api-bank", ["en"], split="test", per_language=False,
-                                   levels=["level-1-given-desc"], train_pattern="")
+    loaded = load("api-bank", shared_data / "api-bank", ["en"], split="test",
+                                   levels=["level-1-given-desc"])
     official = {f"{r['file']}#{r['id']}": r for r in
                 json.loads((shared_data / "api-bank" / "test-data" / "level-1-api.json").read_text("utf-8"))}
     for it in loaded["en"]:
@@ -76,8 +81,8 @@ def test_api_descriptions_from_catalogue_without_test_file(shared_data, tmp_path
     folder.joinpath(src.name).write_text(src.read_text("utf-8").replace("Can you calculate", "¿Puedes calcular"),
                                          encoding="utf-8")
     (tmp_path / "apis.json").write_text((shared_data / "api-bank" / "apis.json").read_text("utf-8"), encoding="utf-8")
-    loaded = sources.load_api_bank(tmp_path, ["es"], split="test", per_language=True,
-                                   levels=["level-1-given-desc"], train_pattern="")
+    loaded = load("mapicall-bank", tmp_path, ["es"], split="test",
+                                   levels=["level-1-given-desc"])
     (item,) = loaded["es"]
     ex = tasks.get("api").render(item)
     assert '"name": "Calculator"' in ex.prompt and "¿Puedes calcular" in ex.prompt
@@ -87,13 +92,13 @@ def test_api_descriptions_from_catalogue_without_test_file(shared_data, tmp_path
 
 def test_api_bank_is_english_only(shared_data):
     with pytest.raises(DataError, match="English only.*mapicall-bank"):
-        sources.load_api_bank(shared_data / "api-bank", ["en", "es"], split="test", per_language=False,
-                              levels=["level-1-given-desc"], train_pattern="")
+        load("api-bank", shared_data / "api-bank", ["en", "es"], split="test",
+                              levels=["level-1-given-desc"])
 
 
 def test_api_training_rows_lv3(shared_data):
-    loaded = sources.load_api_bank(shared_data / "api-bank", ["en"], split="train", per_language=False,
-                                   levels=[], train_pattern="training-data/lv3-api-train.json")
+    loaded = load("api-bank", shared_data / "api-bank", ["en"], split="train",
+                                   levels=[], train_files="training-data/lv3-api-train.json")
     items = loaded["en"]
     assert len(items) == 907
     ex = tasks.get("api").render(items[0])
@@ -108,13 +113,12 @@ def test_bad_dialogue_line(tmp_path):
     d.mkdir()
     (d / "X-level-1-1.jsonl").write_text('{"role": "User", "text": "hi"}\n{"role": "API", "api_name": 3}\n')
     with pytest.raises(DataError, match=r"X-level-1-1.jsonl: line 2: an API turn needs"):
-        sources.load_api_bank(tmp_path, ["en"], split="test", per_language=False, levels=["level-1-given-desc"],
-                              train_pattern="")
+        load("api-bank", tmp_path, ["en"], split="test", levels=["level-1-given-desc"])
 
 
 def test_msvamp_parallel_with_worked_equations(shared_data):
     langs = ["en", "es", "ja", "bn", "sw", "fr", "de", "ru", "zh", "th"]
-    loaded = sources.load_msvamp(shared_data / "mcot" / "msvamp", langs)
+    loaded = load("msvamp", shared_data / "mcot" / "msvamp", langs)
     parallel, dropped = pools.check_parallel(loaded, source="msvamp")
     assert dropped == [] and all(len(v) == 1000 for v in parallel.values())
     first = parallel["en"]["msvamp-0000"]
@@ -131,16 +135,16 @@ def test_mcot_records_local_jsonl(tmp_path):
             {"lang-id": "en-2", "question": "3+3?", "answer": "The answer is 6."},
             {"lang-id": "es-2", "question": "¿3+3?", "answer": "La respuesta es 6."}]
     f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    loaded = sources.load_mcot(f, ["en", "es"])
+    loaded = load("mcot", f, ["en", "es"])
     parallel, _ = pools.check_parallel(loaded, source="mcot")
     assert list(parallel["es"]) == ["mcot-1", "mcot-2"]
     assert [it.answer for it in parallel["es"].values()] == [4, 6]
     f.write_text('{"lang": "en", "question": "q", "answer": "The answer is 1."}\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"mcot.jsonl: line 1: field 'id'"):
-        sources.load_mcot(f, ["en"])
+        load("mcot", f, ["en"])
     f.write_text('{"lang": "en", "id": 1, "question": "q", "answer": "The answer is 1."}\n{broken\n')
     with pytest.raises(DataError, match=r"mcot.jsonl: line 2: invalid JSON"):
-        sources.load_mcot(f, ["en"])
+        load("mcot", f, ["en"])
 
 
 def test_not_parallel_lists_first_mismatches():
@@ -162,7 +166,7 @@ def test_hub_failure_suggests_local_path(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import: patch the constants
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     with pytest.raises(DataError, match=r"cannot load 'juletxara/mgsm' \(en\) from the Hugging Face hub.*local path"):
-        sources.load_mgsm("juletxara/mgsm", ["en"])
+        load("mgsm", "juletxara/mgsm", ["en"])
 
 
 def test_selection_is_seeded_and_stable():

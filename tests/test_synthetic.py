@@ -164,13 +164,13 @@ def test_every_template_renders_in_every_language(langs):
 
 
 def test_the_project_scorers_accept_the_gold_completions(langs):
-    from linguamix import scoring
+    from linguamix import tasks
 
     for r in S.generate_math(10, langs, seed=0):
-        assert scoring.score_item("math", r.cot, r.answer, r.lang).correct, (r.lang, r.cot)
+        assert tasks.get("math").score(r.cot, r.answer, r.lang).correct, (r.lang, r.cot)
     for r in S.generate_api(10, langs, seed=0):
         call = "API-Request: [{}({})]".format(r.gold["api_name"], ", ".join(f"{k}='{v}'" for k, v in r.gold["arguments"].items()))
-        assert scoring.score_item("api", call, r.gold, r.lang).correct, call
+        assert tasks.get("api").score(call, r.gold, r.lang).correct, call
 
 
 def test_pretraining_corpus_is_plain_text_without_task_format(langs):
@@ -194,11 +194,11 @@ def test_pretraining_corpus_is_plain_text_without_task_format(langs):
 def test_unknown_or_textless_languages_fail_in_one_line():
     with pytest.raises(ConfigError, match="unknown language code 'xx'"):
         S.generate_math(1, ["xx"])
-    languages.register(languages.Language(
+    yoruba = languages.Language(
         code="yo", iso639_3="yor", name="Yoruba", resource="low", family="Niger-Congo", subfamily=None,
         script="Latn", unicode_scripts=("Latin",), role="unseen", cot_trigger="Jẹ́ ká ronú.",
-        answer_template="Ìdáhùn ni {answer}.", answer_phrases=("Ìdáhùn ni",)))
-    with pytest.raises(ConfigError, match="no synthetic text for language 'yo'"):
+        answer_template="Ìdáhùn ni {answer}.", answer_phrases=("Ìdáhùn ni",))
+    with languages.extended([yoruba]), pytest.raises(ConfigError, match="no synthetic text for language 'yo'"):
         S.generate_api(1, ["en", "yo"])
     with pytest.raises(ConfigError, match="n and start"):
         S.generate_api(-1, ["en"])

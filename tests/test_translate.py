@@ -23,7 +23,10 @@ import pytest
 import yaml
 
 from linguamix.cli import main
-from linguamix.data import translate as T
+from linguamix import translate as T
+from linguamix.translate import engine as tengine
+from linguamix.translate import prompt
+from linguamix.translate import units as tunits
 from linguamix.errors import ConfigError, LinguamixError
 
 KEY = "sk-lmx-SECRET-7f3a9c41"
@@ -172,7 +175,7 @@ def bank(shared_data, tmp_path) -> Path:
 
 @pytest.fixture
 def llm(bank):
-    units = [u for sf in T.load_api_bank_sources(bank, list(T.DEFAULT_INCLUDE), None) for u in sf.units]
+    units = [u for sf in tunits.load_api_bank_sources(bank, list(tunits.DEFAULT_INCLUDE), None) for u in sf.units]
     names = {}
     for u in units:
         name = Path(u.file).stem if u.index is None else f"{Path(u.file).stem}#{TRAIN_ROWS[u.index]}"
@@ -246,7 +249,7 @@ def test_each_scripted_answer_is_handled_as_specified(bank, llm, tmp_path, capsy
     assert manifest["this_run"]["http_retries"] == {"HTTP 429": 1, "HTTP 500": 1}
     assert manifest["complete"] is True and manifest["engine"]["base_url_host"].startswith("127.0.0.1:")
     assert manifest["engine"]["served_models"] == ["fake-model-rev1"]
-    assert manifest["prompt"] == {"version": "mapicall-v1", "sha256": T.MAPICALL_V1.sha256}
+    assert manifest["prompt"] == {"version": "mapicall-v1", "sha256": prompt.MAPICALL_V1.sha256}
     assert 3.0 in sleeps  # Retry-After was honoured (the backoff sleeps are 0 here)
     # requests: rejected examples were retried K=2 times, HTTP errors once more, the rest once
     assert Counter(llm.keys()) == {("es", "QueryStock-level-1-1"): 2, ("es", "GetToday-level-1-3"): 2,
@@ -278,7 +281,7 @@ def test_each_scripted_answer_is_handled_as_specified(bank, llm, tmp_path, capsy
     assert reminder[10]["param_dict"]["token"] == "n9m8k7j6h5g4f3d2s1a0" and reminder[0]["text"].startswith("¿Puedes")
 
     # training rows: rejected row left out, the other keeps the English row's id, instruction untouched
-    from linguamix.scoring.api import parse_api_call
+    from linguamix.tasks.api_call import parse_api_call
 
     rows = json.loads((out / "es" / "training-data" / "lv3-api-train.json").read_text("utf-8"))
     source_rows = json.loads((bank / "training-data" / "lv3-api-train.json").read_text("utf-8"))
@@ -305,23 +308,21 @@ def test_each_scripted_answer_is_handled_as_specified(bank, llm, tmp_path, capsy
 
 
 def test_output_plugs_into_the_mapicall_bank_loader(bank, llm, tmp_path):
-    from linguamix.data import pools, sources
+    from linguamix.data import loaders, pools
 
     out = tmp_path / "out"
-    with pytest.raises(LinguamixError):  # es rows all fine, but make one dialogue fail for good
+    with pytest.raises(LinguamixError, match="failed on engine errors"):  # make one dialogue fail for good
         llm.script = {("es", "GetToday-level-1-3"): [http(503)]}
         run(write_config(tmp_path / "t.yaml", llm.url), bank, out)
     llm.script = {}
     run(write_config(tmp_path / "t.yaml", llm.url), bank, out)
-    test = sources.load_api_bank(out, ["en", "es"], split="test", per_language=True, levels=["level-1-given-desc"],
-                                 train_pattern="training-data/lv*-api-train.json")
+    test = loaders.BUILTIN["mapicall-bank"](out, ["en", "es"], {"split": "test", "levels": ["level-1-given-desc"]})
     by_lang, dropped = pools.check_parallel(test, source=str(out))
     assert dropped == [] and len(by_lang["es"]) == len(by_lang["en"]) == 5
     item_en, item_es = by_lang["en"]["AddReminder-level-1-1.jsonl#2"], by_lang["es"]["AddReminder-level-1-1.jsonl#2"]
     assert item_es.instruction == item_en.instruction and item_es.api_name == "AddReminder"
     assert item_es.arguments["content"] == "Llamar a mamá" and "mi contraseña es user1pass" in item_es.dialogue
-    train = sources.load_api_bank(out, ["en", "es"], split="train", per_language=True, levels=[],
-                                  train_pattern="training-data/lv*-api-train.json")
+    train = loaders.BUILTIN["mapicall-bank"](out, ["en", "es"], {"split": "train"})
     by_lang, dropped = pools.check_parallel(train, source=str(out))
     assert list(by_lang["es"]) == ["lv3-api-train#0", "lv3-api-train#1"]
 
@@ -471,8 +472,8 @@ def test_engine_backoff_rate_limit_and_retry_after():
     engine = T.Engine(cfg, None)
     delays = [engine._backoff(a) for a in range(6)]
     assert all(0.5 * min(5, 2 ** a) <= d <= min(5, 2 ** a) for a, d in enumerate(delays))
-    assert T._retry_after("7") == 7.0 and T._retry_after(None) is None and T._retry_after("soon") is None
-    assert 0 <= T._retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 600  # a date in the past -> no wait
+    assert tengine._retry_after("7") == 7.0 and tengine._retry_after(None) is None and tengine._retry_after("soon") is None
+    assert 0 <= tengine._retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 600  # a date in the past -> no wait
 
     waits = []
 
@@ -480,7 +481,7 @@ def test_engine_backoff_rate_limit_and_retry_after():
         waits.append(s)
 
     async def burst():
-        limiter = T.RateLimiter(60, record, clock=lambda: 100.0)  # a frozen clock: 1 request per second
+        limiter = tengine.RateLimiter(60, record, clock=lambda: 100.0)  # a frozen clock: 1 request per second
         for _ in range(3):
             await limiter.wait()
     asyncio.run(burst())

@@ -4,7 +4,8 @@ import copy
 
 import pytest
 
-from linguamix.data import validate as V
+from linguamix.tasks.api_call import parse_exact, render_call
+from linguamix.translate import validate as V
 
 SRC = {"turns": [
     {"role": "User", "text": "Yes, my username is user1 and my password is user1pass."},
@@ -110,15 +111,18 @@ def test_parse_response_accepts_fences_and_reasoning_but_names_garbage():
     assert reason(V.parse_response("nope")) == "invalid_json"
 
 
-def test_parse_call_reads_api_bank_calls_and_keeps_their_quoting():
-    assert V.parse_call("API-Request: [GetToday()]") == ("GetToday", {})
-    assert V.parse_call("[AddMeeting(attendees='['John', 'Jane']', topic='l'agenda')]") == (
-        "AddMeeting", {"attendees": "['John', 'Jane']", "topic": "l'agenda"})
-    name, args, quotes = V.parse_call_quoted("[Trip(origin=New York, to=\"Paris\", n='2')]")
-    assert args == {"origin": "New York", "to": "Paris", "n": "2"} and quotes == {"origin": "", "to": '"', "n": "'"}
-    assert V.render_call(name, args, quotes) == "[Trip(origin=New York, to=\"Paris\", n='2')]"
-    for bad in ("[A(1)]", "[A(x='1', x='2')]", "A(x='1')", "[A(x='1', 2)]"):
-        assert V.parse_call(bad) is None, bad
+def test_the_call_grammar_reads_api_bank_calls_and_keeps_their_quoting():
+    """The translator reads calls with the scorer's parser (tasks.api_call): one grammar, byte-exact round trips."""
+    call = parse_exact("[GetToday()]")
+    assert (call.api_name, call.arguments) == ("GetToday", {})
+    call = parse_exact("[AddMeeting(attendees='['John', 'Jane']', topic='l'agenda')]")
+    assert (call.api_name, call.arguments) == ("AddMeeting", {"attendees": "['John', 'Jane']", "topic": "l'agenda"})
+    call = parse_exact("[Trip(origin=New York, to=\"Paris\", n='2')]")
+    assert call.arguments == {"origin": "New York", "to": "Paris", "n": "2"}
+    assert call.quotes == {"origin": "", "to": '"', "n": "'"}
+    assert render_call(call.api_name, call.arguments, call.quotes) == "[Trip(origin=New York, to=\"Paris\", n='2')]"
+    for bad in ("[A(1)]", "[A(x='1', x='2')]", "A(x='1')", "[A(x='1', 2)]", "API-Request: [GetToday()]"):
+        assert parse_exact(bad) is None, bad
 
 
 @pytest.mark.parametrize("key, value, keep", [

@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 
 from .. import languages, tasks
-from ..config import StudyConfig, TaskConfig, config_hash
+from ..config import StudyConfig, TaskConfig
 from ..errors import DataError
 from ..mixtures import Mixture
-from ..models import encode_example, tokenizer_fingerprint
 from ..records import Example
-from ..store import DataDir, Store, read_json, read_parquet, write_json, write_parquet
-from . import pools, sources
+from ..store import DataDir, Store, config_hash, read_json, read_parquet, write_json, write_parquet
+from . import loaders, pools
+from .tokenize import encode_example, tokenizer_fingerprint
 
 DATA_VERSION = 1
 """Bump when the rendering or file layout changes: it is part of every cache key."""
@@ -78,7 +78,7 @@ def prepare(cfg: StudyConfig, task: str, tok, store: Store, *, langs: list[str],
     """Load, render and select a task's training pool (the selection is cached)."""
     tc = cfg.task(task)
     ddir = data_dir(cfg, task, tok, store, langs)
-    loaded = sources.load(tc.train, langs=langs, base_dir=cfg.base_dir)
+    loaded = loaders.load(tc.train, task=task, langs=langs, base_dir=cfg.base_dir)
     allow_missing = bool(tc.train.options.get("allow_missing", False))
     parallel, missing = pools.check_parallel(_render_all(task, loaded), source=f"{task} training data",
                                              allow_missing=allow_missing)
@@ -109,7 +109,7 @@ def prepare(cfg: StudyConfig, task: str, tok, store: Store, *, langs: list[str],
             "val_ids": list(selection.val_ids), "train_ids": list(selection.train_ids)})
     meta = {"key": ddir.path.name, "tokenizer": tokenizer_fingerprint(tok), "languages": langs,
             "missing_in_some_language": len(missing)}
-    return TaskPool(task, ddir, selection, parallel, loaded.files, meta)
+    return TaskPool(task, ddir, selection, parallel, getattr(loaded, "files", []), meta)  # a plugin may return a dict
 
 
 def _rows(tok, examples: dict[str, Example], ids: tuple[str, ...], lang: str) -> list[dict[str, Any]]:
@@ -179,7 +179,7 @@ def read_split(path: Path) -> list[dict[str, Any]]:
 
 def load_test(cfg: StudyConfig, task: str, langs: list[str]) -> dict[str, list[Example]]:
     """The task's test set, rendered, parallel across the requested languages."""
-    loaded = sources.load(cfg.task(task).test, langs=langs, base_dir=cfg.base_dir)
+    loaded = loaders.load(cfg.task(task).test, task=task, langs=langs, base_dir=cfg.base_dir)
     parallel, _ = pools.check_parallel(_render_all(task, loaded), source=f"{task} test data")
     return {lang: list(exs.values()) for lang, exs in parallel.items()}
 

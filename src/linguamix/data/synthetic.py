@@ -51,7 +51,8 @@ import yaml
 
 from .. import languages
 from ..errors import ConfigError, DataError
-from ..tasks.api import format_invocation
+from ..tasks.api import LEVEL1_HEADER
+from ..tasks.api_call import format_invocation
 
 TEXT_FILE = "synthetic_text.yaml"
 MATH_PREFIX = "syn-math-"
@@ -389,9 +390,7 @@ def generate_api(n: int, langs: Iterable[str], seed: int = 0, *, start: int = 0,
 
 def api_instruction(record: SyntheticApi) -> str:
     """API-Bank's level-1 instruction for this item: the task header, then one JSON line per API."""
-    from .sources import API_HEADER
-
-    return API_HEADER + "\n".join(json.dumps(api) for api in record.apis)
+    return LEVEL1_HEADER + "\n".join(json.dumps(api) for api in record.apis)
 
 
 # -- plain text for pretraining ---------------------------------------------------------------------

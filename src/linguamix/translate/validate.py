@@ -17,7 +17,6 @@ text (a meeting topic, a reminder's content) may be translated.
 """
 from __future__ import annotations
 
-import ast
 import json
 import re
 import unicodedata
@@ -27,6 +26,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from .. import languages
+from ..tasks.api_call import parse_exact, python_literal, render_call
 
 REASONS = ("invalid_json", "api_call_count", "shape_mismatch", "api_name_changed", "param_key_changed",
            "unparseable_argument", "value_not_preserved", "untranslated", "wrong_script", "wrong_language")
@@ -84,55 +84,6 @@ def parse_response(content: str | None) -> dict[str, Any] | tuple[Literal[False]
     return obj
 
 
-# -- API-Bank's call syntax: [Name(key='value', ...)] ---------------------------------------------------
-_CALL = re.compile(r"\s*(?:API-Request:\s*)?\[(\w+)\((.*)\)\]\s*", re.S)
-_KEY = re.compile(r"(\w+)=")
-
-
-def parse_call_quoted(text: str) -> tuple[str, dict[str, str], dict[str, str]] | None:
-    """(name, {key: value}, {key: quote}) of ``[Name(key='value', ...)]``, or None.
-
-    API-Bank quotes values without escaping (``attendees='['A', 'B']'``), so a value ends at its quote
-    followed by ``, key=`` or the end. Its lv3 training data also has ``key="value"`` and unquoted
-    ``key=value``; the quote of each argument ('', "'" or '"') is returned so `render_call` can write the
-    call back byte for byte. Nothing is evaluated."""
-    m = _CALL.fullmatch(text)
-    if not m:
-        return None
-    name, body = m.groups()
-    args: dict[str, str] = {}
-    quotes: dict[str, str] = {}
-    pos = 0
-    while pos < len(body):
-        km = _KEY.match(body, pos)
-        if not km or km.group(1) in args:
-            return None
-        q = body[km.end()] if km.end() < len(body) and body[km.end()] in "'\"" else ""
-        start = km.end() + len(q)
-        end = re.compile(re.escape(q) + r"(?=, \w+=|\Z)").search(body, start)
-        if not end:
-            return None
-        args[km.group(1)], quotes[km.group(1)] = body[start:end.start()], q
-        pos = end.end()
-        if body.startswith(", ", pos):
-            pos += 2
-        elif pos != len(body):
-            return None
-    return name, args, quotes
-
-
-def parse_call(text: str) -> tuple[str, dict[str, str]] | None:
-    """(name, {key: value}) of an API-Bank call, or None (see `parse_call_quoted`)."""
-    parsed = parse_call_quoted(text)
-    return parsed[:2] if parsed else None
-
-
-def render_call(name: str, args: dict[str, str], quotes: dict[str, str] | None = None) -> str:
-    """API-Bank's rendering: every value in single quotes (or the given quote), nothing escaped."""
-    q = quotes or {}
-    return f"[{name}(" + ", ".join(f"{k}={q.get(k, chr(39))}{v}{q.get(k, chr(39))}" for k, v in args.items()) + ")]"
-
-
 # -- which argument values are identifiers ----------------------------------------------------------------
 _ID_KEY = re.compile(r"(?:^|_)(?:id|ids|token|password|passwd|pwd|username|user|email|mail|url|uri|link|code|account|"
                      r"receiver|date|time|datetime|timestamp|lang|language|status|phone|number|zip)(?:$|_)", re.I)
@@ -151,18 +102,6 @@ def must_preserve(key: str, value: str) -> bool:
     if " " not in v and (re.search(r"[\d_@/]", v) or re.fullmatch(r"[A-Z]{2,6}", v)):
         return True
     return False
-
-
-def python_literal(value: str) -> Any:
-    """A Python-literal list/dict/tuple inside an argument string (API-Bank writes lists that way)."""
-    v = value.strip()
-    if not v or v[0] not in "[{(" or len(v) > 20_000:
-        return None
-    try:
-        lit = ast.literal_eval(v)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return None
-    return lit if isinstance(lit, (list, dict, tuple)) else None
 
 
 def _compare_literal(key: str, src: Any, out: Any, where: str) -> Verdict:
@@ -263,19 +202,11 @@ def check_arguments(src: dict, out: dict) -> Verdict:
                 return fail("unparseable_argument", f"turn {i} ({a['api_name']}): argument {k!r} is no longer a "
                                                     f"Python literal: {_clip(w)}")
         rendered = render_call(a["api_name"], b["param_dict"])
-        if parse_call(rendered) != (a["api_name"], b["param_dict"]) or not _scorer_reads(rendered, a["api_name"],
-                                                                                          b["param_dict"]):
+        call = parse_exact(rendered)  # the one parser the scorer uses too
+        if call is None or call.api_name != a["api_name"] or call.arguments != b["param_dict"]:
             return fail("unparseable_argument", f"turn {i} ({a['api_name']}): the call no longer parses back: "
                                                 f"{_clip(rendered, 120)}")
     return True
-
-
-def _scorer_reads(rendered: str, name: str, args: dict[str, str]) -> bool:
-    """The evaluation's own parser (scoring.api) reads the call back unchanged."""
-    from ..scoring.api import parse_api_call
-
-    call = parse_api_call(f"API-Request: {rendered}")
-    return getattr(call, "api_name", None) == name and dict(getattr(call, "arguments", {}) or {}) == args
 
 
 def _mentioned(value: str, text: str) -> bool:
