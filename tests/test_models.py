@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from linguamix.errors import ConfigError
-from linguamix.models import check_special_tokens, load_model, load_tokenizer, matmul_params, tokenizer_fingerprint
+from linguamix.data.tokenize import load_tokenizer, tokenizer_fingerprint
+from linguamix.models import check_special_tokens, load_model, matmul_params
 from linguamix.tinymodel import build_random_tiny, save_model, train_tokenizer
 
 TEXTS = ["The answer is 8.", "La respuesta es 5.", "答えは8です。"] * 30
@@ -63,7 +64,15 @@ def test_offline_hub_id_fails_with_a_hint(monkeypatch):
         load_tokenizer("Qwen/Qwen3-0.6B-Base")
 
 
-def test_tokenizer_fingerprint_and_matmul_params(tok):
-    assert tokenizer_fingerprint(tok) == tokenizer_fingerprint(tok) and len(tokenizer_fingerprint(tok)) == 16
+def test_tokenizer_fingerprint_and_matmul_params(tok, tmp_path):
+    """The fingerprint (the data cache's key) is the tokenizer's rules, not the object: a reloaded copy has
+    the same one, another vocabulary or another EOS does not."""
+    tok.save_pretrained(tmp_path / "tok")
+    fp = tokenizer_fingerprint(tok)
+    assert len(fp) == 16 and tokenizer_fingerprint(load_tokenizer(str(tmp_path / "tok"))) == fp
+    assert tokenizer_fingerprint(train_tokenizer(TEXTS, 280)) != fp
+    other_eos = load_tokenizer(str(tmp_path / "tok"))
+    other_eos.eos_token = "a"
+    assert tokenizer_fingerprint(other_eos) != fp
     model = build_random_tiny("qwen3", tok, hidden=32, layers=1, heads=1, head_dim=32)
     assert matmul_params(model) == sum(p.numel() for p in model.parameters())  # tied head counts once

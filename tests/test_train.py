@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from linguamix.config import load_config
 from linguamix.records import RunSpec
 from linguamix.store import RunDir
-from linguamix.study import execute
+from linguamix.study.pipeline import execute
 from linguamix.tinymodel import build_random_tiny, save_model, train_tokenizer
 from linguamix.data import synthetic
 
@@ -84,6 +84,7 @@ def _wait_for_checkpoint(out: Path, proc, timeout=120):
     raise AssertionError("no checkpoint appeared")
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(tmp_path, base_models):
     study = write_study(tmp_path, base_models, epochs=2)
     full, crashed = tmp_path / "full", tmp_path / "crashed"
@@ -122,6 +123,7 @@ def _wait_for_training(out: Path, proc, timeout=120):
     raise AssertionError("no training step was logged")
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_75(tmp_path, base_models):
     study = write_study(tmp_path, base_models, epochs=6)
     out = tmp_path / "preempted"
@@ -145,7 +147,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_75(tmp_path, base_models):
 def test_selection_uses_the_mean_over_mixture_languages(tmp_path, base_models, monkeypatch):
     """Scripted validation accuracies: epoch 1 en .75/es 0 (mean .375), epoch 2 en .5/es .5 (mean .5),
     epoch 3 en 1/es 0 (mean .5, a tie: the earlier checkpoint is kept). English alone would pick 3."""
-    from linguamix.scoring import ItemScore
+    from linguamix.records import ItemScore
     from linguamix.tasks import math as math_task
 
     script = {1: {"en": 3, "es": 0}, 2: {"en": 2, "es": 2}, 3: {"en": 4, "es": 0}}
@@ -157,7 +159,7 @@ def test_selection_uses_the_mean_over_mixture_languages(tmp_path, base_models, m
         k = (calls["n"] - 1) % 4
         return ItemScore(None, k < script[epoch][lang], False, False)
 
-    monkeypatch.setattr(math_task, "score", fake_score)
+    monkeypatch.setattr(math_task.TASK, "score", fake_score)
     cfg = load_config(write_study(tmp_path, base_models))
     rd = RunDir(tmp_path / "sel")
     assert execute(cfg, RunSpec("tiny-qwen3", "math", "en+es"), rd, progress=False, evaluate_test=False) == 0
@@ -170,6 +172,7 @@ def test_selection_uses_the_mean_over_mixture_languages(tmp_path, base_models, m
     assert not (rd.path / "train").exists()  # training checkpoints are removed once the model is selected
 
 
+@pytest.mark.slow
 def test_two_process_data_parallel_matches_one_process(tmp_path, base_models):
     """torchrun with 2 CPU processes (gloo): each rank trains on its half of every step; the loss is
     normalised by the whole step's tokens, so the result equals the single-process run; only rank 0

@@ -4,9 +4,9 @@
     generator.last_stats                                  -> GenerationStats of that call (items/s, tokens/s)
 
 Both backends decode greedily from the same token ids (each prompt tokenized alone, with the
-tokenizer's special tokens, exactly as `models.encode_example` does for training), stop at the
+tokenizer's special tokens, exactly as `data.tokenize.encode_example` does for training), stop at the
 tokenizer's EOS or at a stop string found in the *generated* text, and turn the generated token ids
-into text with the same function (`decode_completion`: decode, then `scoring.cut_at_stop`). So for
+into text with the same function (`decode_completion`: decode, then `tasks.cut_at_stop`). So for
 the same tokens the two backends give the same strings, and the scored text never contains a stop string.
 
 - `HFGenerator`: transformers `generate`, batched with left padding; prompts are sorted by length so a
@@ -28,7 +28,8 @@ from typing import Any, Sequence
 
 import torch
 
-from .scoring.math import cut_at_stop
+from .data.tokenize import encode_prompts
+from .tasks import cut_at_stop
 
 FINISH_REASONS = ("eos", "stop", "length")
 
@@ -64,11 +65,6 @@ class GenerationStats:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "seconds": round(self.seconds, 3), "items_per_s": round(self.items_per_s, 2),
                 "tokens_per_s": round(self.tokens_per_s, 1)}
-
-
-def encode_prompts(tok, prompts: Sequence[str]) -> list[list[int]]:
-    """Prompt token ids as training sees them (`models.encode_example`: the prompt alone, special tokens on)."""
-    return [list(x) for x in tok(list(prompts), add_special_tokens=True)["input_ids"]]
 
 
 def decode_completion(tok, token_ids: Sequence[int], stop: Sequence[str]) -> str:

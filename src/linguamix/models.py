@@ -1,70 +1,13 @@
-"""Loading base models and tokenizers (hub id or local path), with the family specifics asserted at
-load time: EOS/pad tokens, Gemma-3's multimodal 4B checkpoint trained text-only, no fp16 for Gemma-3."""
+"""Loading base models (hub id or local path), with the family specifics asserted at load time: EOS/pad
+tokens, Gemma-3's multimodal 4B checkpoint trained text-only, no fp16 for Gemma-3; and the parameter
+count N of the 6NT compute formula, from a loaded model or from a config alone."""
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from .errors import ConfigError
-
-
-def model_path(model_cfg: Any, base_dir: str | Path = ".") -> str:
-    """Hub id or local path; `build: tiny` models are made on first use (offline)."""
-    ident = model_cfg.id
-    local = Path(ident).expanduser()
-    if not local.is_absolute():
-        local = Path(base_dir) / local
-    if getattr(model_cfg, "build", None) in ("tiny", "tiny-quick"):
-        from .tinymodel import make_tiny_base_model
-
-        return str(make_tiny_base_model(local, quick=model_cfg.build == "tiny-quick",
-                                        overrides=dict(getattr(model_cfg, "build_options", None) or {})))
-    return str(local) if local.exists() else ident
-
-
-def load_tokenizer(ident: str, *, trust_remote_code: bool = False, revision: str | None = None):
-    from transformers import AutoTokenizer
-
-    try:
-        tok = AutoTokenizer.from_pretrained(ident, trust_remote_code=trust_remote_code, revision=revision)
-    except (OSError, ValueError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise ConfigError(f"cannot load the tokenizer of '{ident}': {first} (offline? use a local path)") from None
-    if tok.eos_token_id is None:
-        raise ConfigError(f"tokenizer of '{ident}' has no EOS token: the model could not learn to stop")
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token  # labels are masked by position, so pad == eos is harmless
-    return tok
-
-
-def tokenizer_fingerprint(tok) -> str:
-    """Identifies a tokenizer by its vocabulary and rules (shared by all sizes of a model family)."""
-    try:
-        blob = tok.backend_tokenizer.to_str()
-    except AttributeError:
-        blob = repr(sorted(tok.get_vocab().items()))
-    blob += f"|eos={tok.eos_token}|bos={getattr(tok, 'bos_token', None)}|add_bos={_adds_bos(tok)}"
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _adds_bos(tok) -> bool:
-    ids = tok("a")["input_ids"]
-    return bool(ids) and tok.bos_token_id is not None and ids[0] == tok.bos_token_id
-
-
-def encode_example(tok, prompt: str, completion: str) -> tuple[list[int], list[int]]:
-    """input_ids and completion_mask for prompt + completion + EOS.
-
-    The prompt is tokenized alone (with the tokenizer's special tokens, e.g. Gemma's <bos>) and the
-    completion alone, then concatenated: training sees exactly the prompt tokens generation will see,
-    even in scripts where tokens would merge across the boundary.
-    """
-    p = tok(prompt, add_special_tokens=True)["input_ids"]
-    c = tok(completion, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] if completion else []
-    return p + c, [0] * len(p) + [1] * len(c)
 
 
 def _ids(x) -> list[int]:
@@ -145,25 +88,42 @@ def load_model(path: str, *, dtype: torch.dtype = torch.float32, attn_implementa
 
 def matmul_params(model) -> int:
     """N in 6*N*T: every weight that multiplies activations (the input embedding lookup excluded,
-    unless it is tied to the LM head)."""
+    unless it is tied to the LM head; a tied matrix counts once)."""
     total = sum(p.numel() for p in model.parameters())
     emb = model.get_input_embeddings().weight
     head = model.get_output_embeddings()
-    tied = head is not None and head.weight.data_ptr() == emb.data_ptr()
+    # `is` for tied modules (and meta tensors, whose data_ptr is always 0); data_ptr for shared storage
+    tied = head is not None and (head.weight is emb or (emb.device.type != "meta"
+                                                        and head.weight.data_ptr() == emb.data_ptr()))
     return total if tied else total - emb.numel()
+
+
+def _config(ident: str, **kw: Any):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(ident, **kw)
+    except (OSError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise ConfigError(f"cannot load model '{ident}': {first} (offline? use a local path)") from None
+
+
+def _meta_model(config, trust_remote_code: bool = False):
+    """The model of a config on the meta device: shapes without weights (no memory, no download)."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config.get_text_config(), trust_remote_code=trust_remote_code)
+
+
+def matmul_params_from_config(ident: str, **kw: Any) -> int:
+    """`matmul_params` of a checkpoint from its config alone (`kw`: revision, local_files_only, ...)."""
+    return matmul_params(_meta_model(_config(ident, **kw), kw.get("trust_remote_code", False)))
 
 
 def describe_model(ident: str) -> tuple[str, float]:
     """(family, size in billions) of a checkpoint from its config alone (no weights are loaded)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    try:
-        config = AutoConfig.from_pretrained(ident)
-    except (OSError, ValueError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise ConfigError(f"cannot load model '{ident}': {first} (offline? use a local path)") from None
+    config = _config(ident)
     family = {"gemma3_text": "gemma3"}.get(config.model_type, config.model_type)
-    text = config.get_text_config()
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(text)
+    model = _meta_model(config)
     return family, max(sum(p.numel() for p in model.parameters()) / 1e9, 1e-9)

@@ -215,12 +215,12 @@ class TinySettings:
 def _builtin_format_texts(langs: Sequence[str], n: int, seed: int) -> list[str]:
     """Prompt + completion text of both synthetic tasks, rendered exactly as training will render them."""
     from . import tasks
-    from .data import sources
+    from .data.loaders.synthetic import load_synthetic
 
     out = []
     for kind, task in (("synthetic-math", "math"), ("synthetic-api", "api")):
         # items far from the usual id ranges, so no trained or evaluated item is shown to the tokenizer
-        loaded = sources.load_synthetic(kind, list(langs), {"n": n, "seed": seed + 7919})
+        loaded = load_synthetic(kind, list(langs), {"n": n, "seed": seed + 7919})
         for items in loaded.values():
             for item in items:
                 ex = tasks.get(task).render(item)
@@ -278,6 +278,24 @@ def make_tiny_base_model(out_dir: str | Path, *, langs: Sequence[str] | None = N
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return out
+
+
+def build_models(cfg, *, say=None) -> list[Path]:
+    """The explicit step that makes every `build: tiny | tiny-quick` model of a study config (reused when
+    already made with the same settings); -> their folders. Resolving a model's path never builds one."""
+    out = []
+    for model in cfg.models:
+        if not model.build:
+            continue
+        path = cfg.resolve_path(model.id)
+        fresh = _read_marker(path) is None
+        if fresh and say:
+            say(f"model: building the tiny base model '{model.short_name}' at {path} (build: {model.build})")
+        t0 = time.perf_counter()
+        out.append(make_tiny_base_model(path, quick=model.build == "tiny-quick", overrides=dict(model.build_options)))
+        if fresh and say:
+            say(f"model: {model.short_name} ready in {time.perf_counter() - t0:.0f} s")
     return out
 
 

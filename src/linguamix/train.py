@@ -4,25 +4,28 @@ mean validation accuracy over the mixture's languages.
     linguamix train --model ID_OR_PATH --task math|api --mixture ID --out RUN_DIR [--config CONFIG]
     accelerate launch --config_file configs/accelerate/fsdp2.yaml -m linguamix train ...   (multi-GPU)
 
-Rerunning the same command resumes from the last checkpoint; a SIGTERM (SLURM preemption) saves one
-and exits with EXIT_PREEMPTED so the orchestrator requeues; a finished run is never retrained.
+`train` = `setup` (data, model, trainer, resume state) -> `fit` -> `finalize` (the selected checkpoint
+becomes the run's model). Rerunning resumes from the last checkpoint; a SIGTERM (SLURM preemption)
+saves one and the run exits with EXIT_PREEMPTED so the orchestrator requeues; a finished run is never
+retrained. `build_trainer` is the one place a trainer is assembled: `linguamix bench train` measures
+exactly what runs train with.
 """
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from . import tasks
-from .config import StudyConfig
+from .config import StudyConfig, TrainConfig
 from .mixtures import Mixture
 from .records import Example, RunSpec
 from .store import RunDir, write_json
 
-EXIT_PREEMPTED = 75
-"""EX_TEMPFAIL: stopped by a signal after saving a checkpoint; run the same command again."""
+SELECTED = "linguamix_selected.json"
+"""Written into the run's model/ folder last: the run's training is finished."""
 
 
 @dataclass(frozen=True)
@@ -33,99 +36,57 @@ class TrainResult:
     preempted: bool = False
 
 
-def _examples(rows: list[dict[str, Any]]) -> dict[str, list[Example]]:
-    out: dict[str, list[Example]] = {}
-    for r in rows:
-        out.setdefault(r["lang"], []).append(Example(task="", item_id=r["item_id"], lang=r["lang"], prompt=r["prompt"],
-                                                     completion=r["completion"], gold=r["gold"]))
-    return out
+@dataclass
+class Setup:
+    """What `fit` and `finalize` need, made by `setup`."""
 
-
-def _latest_checkpoint(folder: Path) -> str | None:
-    ckpts = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
-    return str(max(ckpts, key=lambda p: int(p.name.split("-")[1]))) if ckpts else None
-
-
-def _precision(cfg: StudyConfig, cuda: bool) -> bool:
-    """bf16 autocast over fp32 master weights on GPU (small AdamW updates at lr 1e-5 survive); fp32 on CPU."""
-    p = cfg.train.precision
-    return cuda and p in ("auto", "bf16")
-
-
-def _checkpointing_arg(cls, on: bool) -> dict[str, bool]:
-    """transformers renamed `gradient_checkpointing` to `activation_checkpointing` (5.x)."""
-    import dataclasses
-
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": on}
+    trainer: Any
+    tok: Any
+    resume: str | None
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    selects: bool = True
 
 
 def train(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progress: bool = True) -> TrainResult:
+    from .trainer import install_sigterm_handler, preempted
+
+    if (rd.model_dir / SELECTED).exists():  # finished before: never retrained
+        sel = json.loads((rd.model_dir / SELECTED).read_text())
+        return TrainResult(rd.model_dir, sel.get("epoch"), sel.get("avg_acc"))
+    install_sigterm_handler()
+    s = setup(cfg, spec, rd, model_path=model_path, progress=progress)
+    s.trainer.train(resume_from_checkpoint=s.resume)  # fit
+    if preempted():
+        return TrainResult(rd.model_dir, None, None, preempted=True)
+    return finalize(s, rd)
+
+
+def setup(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progress: bool) -> Setup:
+    """The mixture's data (built once, by the main process), the model, the trainer, and the resume state
+    (the selection curve truncated to the checkpoint training restarts from)."""
     import torch
 
-    from datasets import Dataset
-    from trl import SFTConfig
-
-    from . import fastpath
     from .data.build import ensure_mixture, read_split
-    from .models import check_special_tokens, load_model, load_tokenizer
+    from .data.tokenize import load_tokenizer
+    from .models import check_special_tokens, load_model
     from .store import Store
-    from .trainer import (LinguamixTrainer, StepPlan, Validation, install_sigterm_handler, preempted,
-                          process_state)
+    from .trainer import Validation, process_state
 
     tc, task_cfg, model_cfg = cfg.train, cfg.task(spec.task), cfg.model(spec.model)
     state = process_state()
     main = state.is_main_process
-    if (rd.model_dir / "linguamix_selected.json").exists():
-        sel = json.loads((rd.model_dir / "linguamix_selected.json").read_text())
-        return TrainResult(rd.model_dir, sel.get("epoch"), sel.get("avg_acc"))
-    install_sigterm_handler()
-
-    # 1. data: the mixture's train/validation files (built once, by the main process)
     tok = load_tokenizer(model_path, trust_remote_code=model_cfg.trust_remote_code, revision=model_cfg.revision)
-    mixture = Mixture.from_id(spec.mixture)
     with state.main_process_first():
-        built = ensure_mixture(cfg, spec.task, mixture, tok, Store(cfg.output_path), progress=progress and main)
-    train_rows = read_split(built.train_file)
+        built = ensure_mixture(cfg, spec.task, Mixture.from_id(spec.mixture), tok, Store(cfg.output_path),
+                               progress=progress and main)
+    rows = read_split(built.train_file)
     val = _examples(read_split(built.validation_file))
     if cfg.eval.validation_limit:
         val = {lang: exs[: cfg.eval.validation_limit] for lang, exs in val.items()}
-
-    # 2. model: fast path = padding-free varlen attention + fused linear cross-entropy
-    cuda = torch.cuda.is_available()
-    packed = tc.padding_free and tc.fast_path
-    attn = model_cfg.attn_implementation or (fastpath.register_attention() if packed else "sdpa")
-    if attn == fastpath.ATTN_NAME:
-        fastpath.register_attention()
-    model = load_model(model_path, dtype=torch.float32, attn_implementation=attn,
+    model = load_model(model_path, dtype=torch.float32, attn_implementation=attention(tc, model_cfg.attn_implementation),
                        trust_remote_code=model_cfg.trust_remote_code, revision=model_cfg.revision)
     check_special_tokens(model, tok, model_path)
-    kernels = fastpath.apply_kernels(model) if packed else []
-    longest = max(len(r["input_ids"]) for r in train_rows)
-    budget, grad_ckpt = fastpath.auto_memory_plan(model, state.device, longest,
-                                                  gradient_checkpointing=tc.gradient_checkpointing)
-    if tc.max_tokens_per_micro_batch:
-        budget = tc.max_tokens_per_micro_batch
-    if tc.lora is not None:
-        from peft import LoraConfig, get_peft_model
 
-        if packed:
-            fastpath.patch_fused_forward(model)  # before PEFT wraps the model
-        model = get_peft_model(model, LoraConfig(r=tc.lora.r, lora_alpha=tc.lora.alpha, lora_dropout=tc.lora.dropout,
-                                                 target_modules=tc.lora.target_modules, task_type="CAUSAL_LM"))
-
-    # 3. the step plan: exactly global_batch_size examples per optimizer step
-    examples = [{"input_ids": r["input_ids"], "completion_mask": r["completion_mask"]} for r in train_rows]
-    world = state.num_processes
-    micro = tc.micro_batch_size or max(1, tc.global_batch_size // world)
-    global_batch = min(tc.global_batch_size, len(examples))  # a toy set smaller than one step: one step per epoch
-    global_batch -= global_batch % world
-    plan = StepPlan([len(e["input_ids"]) for e in examples], [sum(e["completion_mask"][1:]) for e in examples],
-                    global_batch=global_batch,
-                    world=world, rank=state.process_index, seed=spec.seed, epochs=tc.epochs, packed=packed,
-                    token_budget=budget, micro_batch_size=micro)
-
-    # 4. resume: the curve and the best checkpoint so far, truncated to the checkpoint we restart from
     resume = _latest_checkpoint(rd.checkpoints)
     resumed_step = json.loads((Path(resume) / "trainer_state.json").read_text())["global_step"] if resume else 0
     curve = [c for c in rd.read_selection() if c["step"] <= resumed_step]
@@ -140,56 +101,138 @@ def train(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progr
         if entry["is_best"]:
             write_json(best_file, entry)
 
-    validation = Validation(examples=val, score=tasks.get(spec.task).score, max_new_tokens=task_cfg.max_new_tokens,
-                            stop=tasks.get(spec.task).STOP, batch_size=cfg.eval.batch_size, on_result=on_result,
-                            best_dir=str(rd.checkpoints / "best"), best_avg=best_avg) if tc.select_every_epoch else None
-    args = SFTConfig(
-        output_dir=str(rd.checkpoints), num_train_epochs=tc.epochs, max_steps=tc.max_steps or -1,
-        per_device_train_batch_size=1, gradient_accumulation_steps=plan.k, learning_rate=tc.learning_rate,
-        lr_scheduler_type=tc.lr_scheduler, warmup_steps=tc.warmup_ratio, weight_decay=tc.weight_decay,
-        optim="adamw_torch_fused" if cuda and tc.optimizer == "adamw_torch" else tc.optimizer,  # same maths, one kernel
-        bf16=_precision(cfg, cuda), **_checkpointing_arg(SFTConfig, grad_ckpt),
-        logging_steps=tc.logging_steps, logging_first_step=True, save_strategy="no", eval_strategy="no",
-        save_total_limit=1, report_to=[], seed=spec.seed, data_seed=spec.seed, remove_unused_columns=False,
-        dataset_kwargs={"skip_prepare_dataset": True}, max_length=None, padding_free=False,
-        logging_nan_inf_filter=False, disable_tqdm=not (progress and main), dataloader_num_workers=0,
-        use_cpu=not cuda, ddp_find_unused_parameters=False)
-    dataset = Dataset.from_dict({"input_ids": [e["input_ids"] for e in examples],
-                                 "labels": [[t if m else -100 for t, m in zip(e["input_ids"], e["completion_mask"])]
-                                            for e in examples]})
-    trainer = LinguamixTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
-                               examples=examples, plan=plan, packed=packed, validation=validation,
-                               save_every_steps=None, log_fn=(lambda row: rd.log("train", row)) if main else None)
+    task = tasks.get(spec.task)
+    validation = Validation(examples=val, score=task.score, max_new_tokens=task_cfg.max_new_tokens, stop=task.stop,
+                            batch_size=cfg.eval.batch_size, on_result=on_result, best_dir=str(rd.checkpoints / "best"),
+                            best_avg=best_avg) if tc.select_every_epoch else None
+    examples = [{"input_ids": r["input_ids"], "completion_mask": r["completion_mask"]} for r in rows]
+    trainer, info = build_trainer(model, tok, examples, recipe=tc, seed=spec.seed, output_dir=str(rd.checkpoints),
+                                  validation=validation, progress=progress and main,
+                                  log_fn=(lambda row: rd.log("train", row)) if main else None)
     if main:
         rd.write_json("train_plan.json", {
-            "examples": len(examples), "examples_per_language": built.manifest["splits"]["train"]["examples_per_language"],
-            "global_batch": plan.global_batch, "steps_per_epoch": plan.steps_per_epoch, "epochs": tc.epochs,
-            "micro_batches_per_step": plan.k, "token_budget": budget if packed else None,
-            "gradient_checkpointing": grad_ckpt, "packed": packed, "attention": attn, "world_size": world,
-            "bf16": args.bf16, "kernels": kernels, "optimizer": args.optim, "resumed_from": resume})
-    trainer.train(resume_from_checkpoint=resume)
+            **info, "examples_per_language": built.manifest["splits"]["train"]["examples_per_language"],
+            "attention": model.config._attn_implementation, "resumed_from": resume})
+    return Setup(trainer, tok, resume, curve, validation is not None)
 
-    if preempted():
-        return TrainResult(rd.model_dir, None, None, preempted=True)
 
-    # 5. the selected checkpoint becomes the run's model; the training checkpoints go
+def finalize(s: Setup, rd: RunDir) -> TrainResult:
+    """The selected checkpoint (else the final weights) becomes the run's model/; the training
+    checkpoints go. The model folder appears whole (written beside it, then renamed)."""
+    from .trainer import process_state
+
+    state = process_state()
     state.wait_for_everyone()
     src = rd.checkpoints / "best"
-    if validation is None or not src.exists():
+    if not s.selects or not src.exists():
         src = rd.checkpoints / "final"
-        trainer.save_model(str(src))  # every rank takes part (sharded weights are gathered)
-    if main:
-        best = max(curve, key=lambda c: (c["avg_acc"], -c["step"])) if curve else None
+        s.trainer.save_model(str(src))  # every rank takes part (sharded weights are gathered)
+    best = max(s.curve, key=lambda c: (c["avg_acc"], -c["step"])) if s.curve else None
+    if state.is_main_process:
         tmp = rd.path / "model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(src, tmp)
-        tok.save_pretrained(tmp)
-        write_json(tmp / "linguamix_selected.json", {"epoch": best and best["epoch"], "step": best and best["step"],
-                                                     "avg_acc": best and best["avg_acc"], "curve": curve})
+        s.tok.save_pretrained(tmp)
+        write_json(tmp / SELECTED, {"epoch": best and best["epoch"], "step": best and best["step"],
+                                    "avg_acc": best and best["avg_acc"], "curve": s.curve})
         shutil.rmtree(rd.model_dir, ignore_errors=True)
         tmp.rename(rd.model_dir)
         shutil.rmtree(rd.checkpoints, ignore_errors=True)
     state.wait_for_everyone()
-    best = max(curve, key=lambda c: (c["avg_acc"], -c["step"])) if curve else None
     return TrainResult(rd.model_dir, best and best["epoch"], best and best["avg_acc"])
 
+
+# -- the trainer ------------------------------------------------------------------------------------
+def attention(recipe: TrainConfig, configured: str | None = None) -> str:
+    """The attention implementation training uses: the model config's choice, else linguamix's varlen
+    kernel on the fast path (registered here), else SDPA."""
+    from . import fastpath
+
+    impl = configured or (fastpath.ATTN_NAME if recipe.padding_free and recipe.fast_path else "sdpa")
+    if impl == fastpath.ATTN_NAME:
+        fastpath.register_attention()
+    return impl
+
+
+def build_trainer(model, tok, examples: list[dict[str, Any]], *, recipe: TrainConfig, seed: int, output_dir: str,
+                  validation=None, log_fn: Callable[[dict[str, Any]], None] | None = None,
+                  callbacks: Sequence[Any] = (), progress: bool = False, save_at_epoch_end: bool = True,
+                  **sft_overrides: Any) -> tuple[Any, dict[str, Any]]:
+    """A LinguamixTrainer for `examples` (input_ids + completion_mask) under `recipe`: fused kernels on the
+    fast path, the memory plan (token budget, gradient checkpointing), LoRA if asked, the step plan
+    (exactly `global_batch_size` examples per optimizer step) and TRL's SFTConfig. -> (trainer, plan facts)."""
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig
+
+    from . import fastpath
+    from .trainer import LinguamixTrainer, StepPlan, process_state
+
+    state = process_state()
+    cuda = torch.cuda.is_available()
+    packed = recipe.padding_free and recipe.fast_path
+    kernels = fastpath.apply_kernels(model) if packed else []
+    budget, grad_ckpt = fastpath.auto_memory_plan(model, state.device, max(len(e["input_ids"]) for e in examples),
+                                                  gradient_checkpointing=recipe.gradient_checkpointing)
+    budget = recipe.max_tokens_per_micro_batch or budget
+    if recipe.lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        if packed:
+            fastpath.patch_fused_forward(model)  # before PEFT wraps the model
+        lora = recipe.lora
+        model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                                 target_modules=lora.target_modules, task_type="CAUSAL_LM"))
+    world = state.num_processes
+    global_batch = min(recipe.global_batch_size, len(examples))  # a toy set smaller than one step: one step/epoch
+    global_batch -= global_batch % world
+    plan = StepPlan([len(e["input_ids"]) for e in examples], [sum(e["completion_mask"][1:]) for e in examples],
+                    global_batch=global_batch, world=world, rank=state.process_index, seed=seed, epochs=recipe.epochs,
+                    packed=packed, token_budget=budget,
+                    micro_batch_size=recipe.micro_batch_size or max(1, recipe.global_batch_size // world))
+    args = SFTConfig(**{
+        "output_dir": output_dir, "num_train_epochs": recipe.epochs, "max_steps": recipe.max_steps or -1,
+        "per_device_train_batch_size": 1, "gradient_accumulation_steps": plan.k,
+        "learning_rate": recipe.learning_rate, "lr_scheduler_type": recipe.lr_scheduler,
+        "warmup_steps": recipe.warmup_ratio, "weight_decay": recipe.weight_decay,
+        # the same maths in one kernel on CUDA
+        "optim": "adamw_torch_fused" if cuda and recipe.optimizer == "adamw_torch" else recipe.optimizer,
+        "bf16": cuda and recipe.precision in ("auto", "bf16"),  # bf16 autocast over fp32 master weights
+        **_checkpointing_arg(SFTConfig, grad_ckpt),
+        "logging_steps": recipe.logging_steps, "logging_first_step": True, "save_strategy": "no",
+        "eval_strategy": "no", "save_total_limit": 1, "report_to": [], "seed": seed, "data_seed": seed,
+        "remove_unused_columns": False, "dataset_kwargs": {"skip_prepare_dataset": True}, "max_length": None,
+        "padding_free": False, "logging_nan_inf_filter": False, "disable_tqdm": not progress,
+        "dataloader_num_workers": 0, "use_cpu": not cuda, "ddp_find_unused_parameters": False, **sft_overrides})
+    dataset = Dataset.from_dict({"input_ids": [e["input_ids"] for e in examples],
+                                 "labels": [[t if m else -100 for t, m in zip(e["input_ids"], e["completion_mask"])]
+                                            for e in examples]})
+    trainer = LinguamixTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok, examples=examples,
+                               plan=plan, packed=packed, validation=validation, log_fn=log_fn,
+                               callbacks=list(callbacks), save_at_epoch_end=save_at_epoch_end)
+    info = {"examples": len(examples), "global_batch": plan.global_batch, "steps_per_epoch": plan.steps_per_epoch,
+            "epochs": recipe.epochs, "micro_batches_per_step": plan.k, "token_budget": budget if packed else None,
+            "gradient_checkpointing": grad_ckpt, "packed": packed, "world_size": world, "bf16": args.bf16,
+            "kernels": kernels, "optimizer": args.optim}
+    return trainer, info
+
+
+def _checkpointing_arg(cls, on: bool) -> dict[str, bool]:
+    """transformers renamed `gradient_checkpointing` to `activation_checkpointing` (5.x)."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": on}
+
+
+def _examples(rows: list[dict[str, Any]]) -> dict[str, list[Example]]:
+    out: dict[str, list[Example]] = {}
+    for r in rows:
+        out.setdefault(r["lang"], []).append(Example(task="", item_id=r["item_id"], lang=r["lang"], prompt=r["prompt"],
+                                                     completion=r["completion"], gold=r["gold"]))
+    return out
+
+
+def _latest_checkpoint(folder: Path) -> str | None:
+    ckpts = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    return str(max(ckpts, key=lambda p: int(p.name.split("-")[1]))) if ckpts else None

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import os
 import signal
 import time
 import warnings
@@ -34,18 +33,11 @@ from . import fastpath
 # TRL's generation helper still calls transformers' renamed gradient-checkpointing methods
 warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.* is deprecated", category=FutureWarning)
 
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "H800": 989e12, "A100": 312e12, "A800": 312e12, "L40S": 362e12,
-              "B200": 2250e12, "GH200": 989e12}
-"""Dense BF16 tensor-core peak per GPU (no sparsity); LINGUAMIX_PEAK_TFLOPS overrides."""
-
-
 def peak_flops() -> float | None:
-    if os.environ.get("LINGUAMIX_PEAK_TFLOPS"):
-        return float(os.environ["LINGUAMIX_PEAK_TFLOPS"]) * 1e12
-    if not torch.cuda.is_available():
-        return None
-    name = torch.cuda.get_device_name()
-    return next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+    """Peak FLOP/s of this process's GPU (None on CPU or an unknown GPU): the MFU denominator."""
+    from .hardware import peak_flops as by_name
+
+    return by_name(torch.cuda.get_device_name()) if torch.cuda.is_available() else by_name(None)
 
 
 # -- the step plan ----------------------------------------------------------------------------------

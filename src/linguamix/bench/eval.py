@@ -65,13 +65,14 @@ def parse_backends(text: str | None) -> list[str]:
 def bench_prompts(task: str, n: int, *, langs: Sequence[str] | None = None, seed: int = 0) -> list[str]:
     """`n` synthetic test prompts of `task`, languages in turn, rendered exactly as for evaluation."""
     from .. import languages, tasks
-    from ..data import sources, synthetic
+    from ..data import synthetic
+    from ..data.loaders.synthetic import load_synthetic
 
     if n < 1:
         raise ConfigError(f"--n must be >= 1, got {n}")
     langs = list(langs or [c for c in languages.evaluation_codes() if c in synthetic.available_languages()])
     per_lang = -(-n // len(langs))
-    loaded = sources.load_synthetic(f"synthetic-{task}", langs, {"n": per_lang, "seed": seed, "start": 900_000})
+    loaded = load_synthetic(f"synthetic-{task}", langs, {"n": per_lang, "seed": seed, "start": 900_000})
     render = tasks.get(task).render
     prompts = [render(loaded[lang][i]).prompt for i in range(per_lang) for lang in langs]
     return prompts[:n]
@@ -121,7 +122,7 @@ def run_eval_bench(model: str | None, *, task: str = "math", n: int = 64, backen
     from .. import tasks
     from ..evaluate import make_generator, resolve_model_dir
     from ..generate import HFGenerator
-    from ..models import load_tokenizer
+    from ..data.tokenize import load_tokenizer
 
     if max_new_tokens < 1 or batch_size < 1:
         raise ConfigError(f"--max-new-tokens and --batch-size must be >= 1 (got {max_new_tokens}, {batch_size})")
@@ -130,7 +131,7 @@ def run_eval_bench(model: str | None, *, task: str = "math", n: int = 64, backen
             raise ConfigError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     prompts = bench_prompts(task, n)
-    stop = tasks.get(task).STOP
+    stop = tasks.get(task).stop
     with (tempfile.TemporaryDirectory(prefix="linguamix-bench-") if model is None else nullcontext()) as tmp:
         model_dir = str(make_tiny_random_model(tmp)) if model is None else resolve_model_dir(model)
         tok = load_tokenizer(model_dir)

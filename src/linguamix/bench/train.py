@@ -98,7 +98,7 @@ def _clock(warmup: int):
     return Clock()
 
 
-def _args(cfg_name: str, steps: int, batch: int, cuda: bool, **extra):
+def _args(cfg_name: str, steps: int, cuda: bool, **extra):
     from trl import SFTConfig
 
     return SFTConfig(output_dir=os.path.join(tempfile.gettempdir(), f"linguamix-bench-{cfg_name}"), max_steps=steps,
@@ -108,49 +108,50 @@ def _args(cfg_name: str, steps: int, batch: int, cuda: bool, **extra):
                      logging_nan_inf_filter=False, **extra)
 
 
+def recipe(steps: int, batch: int):
+    """The benchmark's training recipe: the paper's optimizer settings, `batch` examples per step, memory
+    plan decided by linguamix (gradient checkpointing only if needed), no selection, no logging."""
+    from ..config import TrainConfig
+
+    return TrainConfig(learning_rate=1e-5, lr_scheduler="cosine", warmup_ratio=0.03, weight_decay=0.01, epochs=1,
+                       global_batch_size=batch, gradient_checkpointing="auto", max_steps=steps,
+                       logging_steps=10**6, select_every_epoch=False)
+
+
 def run_config(name: str, shape: str, *, steps: int, batch: int = 16, warmup: int = 3, seed: int = 0) -> dict[str, Any]:
     import torch
     from datasets import Dataset
     from trl import SFTConfig
 
-    from .. import fastpath
     from ..models import matmul_params
-    from ..trainer import LinguamixTrainer, StepPlan, peak_flops
-    from ..train import _checkpointing_arg
+    from ..train import _checkpointing_arg, attention, build_trainer
+    from ..trainer import peak_flops
 
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     model = build_model(shape, seed=seed)
     n_params = matmul_params(model)
     rows = synthetic_rows(batch * (steps + 2), SHAPES[shape]["vocab_size"], seed)
-    labels = [[t if m else -100 for t, m in zip(r["input_ids"], r["completion_mask"])] for r in rows]
-    ds = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows], "labels": labels})
     clock = _clock(warmup)
     tok = _tokenizer()
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    notes = {}
-    if name == "linguamix":
-        model.set_attn_implementation(fastpath.register_attention())
-        notes["kernels"] = fastpath.apply_kernels(model)
+    if name == "linguamix":  # exactly what a run trains with (train.build_trainer), on these rows
+        r = recipe(steps, batch)
+        model.set_attn_implementation(attention(r))
         model.to(device)
-        budget, ckpt = fastpath.auto_memory_plan(model, device, max(len(r["input_ids"]) for r in rows),
-                                                 gradient_checkpointing="auto")
-        plan = StepPlan([len(r["input_ids"]) for r in rows], [sum(r["completion_mask"][1:]) for r in rows],
-                        global_batch=batch, world=1, rank=0, seed=seed, epochs=1, packed=True, token_budget=budget,
-                        micro_batch_size=batch)
-        args = _args(name, steps, batch, cuda, per_device_train_batch_size=1, gradient_accumulation_steps=plan.k,
-                     remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True}, max_length=None,
-                     optim="adamw_torch_fused" if cuda else "adamw_torch", **_checkpointing_arg(SFTConfig, ckpt))
-        trainer = LinguamixTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, examples=rows,
-                                   plan=plan, packed=True, callbacks=[clock], save_at_epoch_end=False)
-        notes.update({"token_budget": budget, "micro_batches_per_step": plan.k, "gradient_checkpointing": ckpt})
+        trainer, info = build_trainer(model, tok, rows, recipe=r, seed=seed, output_dir=_args(name, steps, cuda).output_dir,
+                                      callbacks=[clock], save_at_epoch_end=False, disable_tqdm=True)
+        notes = {k: info[k] for k in ("kernels", "token_budget", "micro_batches_per_step", "gradient_checkpointing")}
+        notes["micro_batches_per_step"] = info["micro_batches_per_step"]
     else:
         from trl import SFTTrainer
 
+        labels = [[t if m else -100 for t, m in zip(r["input_ids"], r["completion_mask"])] for r in rows]
+        ds = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows], "labels": labels})
         gc_on = name == "trl_padded_gc"
-        args = _args(name, steps, batch, cuda, per_device_train_batch_size=batch, max_length=None,
+        args = _args(name, steps, cuda, per_device_train_batch_size=batch, max_length=None,
                      **_checkpointing_arg(SFTConfig, gc_on))
         model.set_attn_implementation("sdpa")
         trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[clock])
