@@ -13,7 +13,7 @@ from linguamix.cli import main
 from linguamix.collect import collect
 from linguamix.config import load_config
 from linguamix.store import Store
-from linguamix.study import expand, run_config
+from linguamix.runs import expand, run_config
 
 LANGS = ["en", "es", "sw"]
 ITEMS = 4

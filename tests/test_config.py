@@ -6,7 +6,7 @@ import yaml
 
 from linguamix.config import load_config, parse_config
 from linguamix.errors import ConfigError
-from linguamix.study import expand
+from linguamix.runs import expand
 
 
 def test_paper_config_loads_with_paper_defaults(repo):
@@ -78,3 +78,8 @@ def test_extra_languages_from_config(tmp_path):
     cfg = parse_config({**BASE, "languages": {"extra": "langs.yaml"}, "eval": {"languages": ["en", "ha"]},
                         "mixtures": {"design": [["en", "ha"]]}}, base_dir=tmp_path)
     assert [m.id for m in cfg.mixture_list()] == ["en+ha"]
+    from linguamix import languages
+
+    assert not languages.is_known("ha")  # loading a config registers nothing globally
+    with cfg.language_scope():
+        assert languages.get("ha").answer_phrase == "Amsar ita ce"

@@ -13,6 +13,8 @@ import yaml
 from linguamix import demo, languages
 from linguamix.config import load_config
 
+pytestmark = pytest.mark.slow  # trains models / runs studies
+
 
 @pytest.mark.parametrize("quick", [False, True])
 def test_demo_design_covers_the_contract(tmp_path, quick):
@@ -72,7 +74,8 @@ def test_demo_runs_end_to_end_and_reuses_every_stage(tmp_path, monkeypatch):
 
 def test_the_longest_runs_start_first(tmp_path):
     # with two workers, a 10-language run started last would finish alone at the end
-    from linguamix.study import _work, expand
+    from linguamix.runs import expand
+    from linguamix.study.loop import _work
 
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(demo.demo_config(False)))

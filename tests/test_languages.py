@@ -73,9 +73,12 @@ languages:
     answer_template: "Ìdáhùn ni {answer}."
     answer_phrases: ["Ìdáhùn ni"]
 """, encoding="utf-8")
-    (lang,) = languages.register_yaml(f)
-    assert languages.get("yo") == lang and lang.answer_phrase == "Ìdáhùn ni"
-    assert "yo" in languages.evaluation_codes()
+    (lang,) = languages.load_yaml(f)
+    assert not languages.is_known("yo")  # reading a file registers nothing
+    with languages.extended([lang]):
+        assert languages.get("yo") == lang and lang.answer_phrase == "Ìdáhùn ni"
+        assert "yo" in languages.evaluation_codes()
+    assert not languages.is_known("yo")  # and the scope ends with the block
 
 
 @pytest.mark.parametrize("bad, needle", [
@@ -94,7 +97,7 @@ def test_bad_language_yaml_names_the_field(tmp_path, bad, needle):
     f = tmp_path / "bad.yaml"
     f.write_text(yaml.safe_dump({"languages": [base]}), encoding="utf-8")
     with pytest.raises(ConfigError) as e:
-        languages.register_yaml(f)
+        languages.load_yaml(f)
     assert str(f) in str(e.value) and needle in str(e.value) and "\n" not in str(e.value)
 
 

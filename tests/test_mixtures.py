@@ -40,7 +40,7 @@ def test_exposure_direct_vs_zero_shot():
     m = Mixture.from_id("bn+en+es+ja")
     assert m.exposure("bn") == "direct" and m.exposure("en") == "direct"
     assert m.exposure("sw") == "zero_shot" and m.exposure("te") == "zero_shot"
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="unknown language code 'qq'"):
         m.exposure("qq")
 
 
@@ -68,5 +68,5 @@ def test_bad_designs(design, needle):
 
 
 def test_pretrained_is_not_a_mixture():
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="'pretrained' is the base model, not a training mixture"):
         Mixture.from_id(mixtures.PRETRAINED)

@@ -14,10 +14,13 @@ import yaml
 from linguamix.cli import main
 from linguamix.config import load_config
 from linguamix.errors import ConfigError
-from linguamix.executors import (Job, Outcome, ProcessExecutor, RunJob, SubmititExecutor, classify, make_job,
-                                 resolve_accelerate_config, run_command, slurm_parameters)
+from linguamix.study.executors.base import Job, Outcome, classify, make_job, resolve_accelerate_config, run_command
+from linguamix.study.executors.local import ProcessExecutor
+from linguamix.study.executors.slurm import RunJob, SubmititExecutor, slurm_parameters
 from linguamix.store import Store
-from linguamix.study import expand, parse_only, run_config, run_state, run_study, select, status_rows
+from linguamix.runs import expand, parse_only, run_config, select
+from linguamix.study.loop import run_study
+from linguamix.study.state import run_state, status_rows
 
 
 def _config(tmp_path, **extra):
@@ -133,6 +136,9 @@ class Scripted:
     def poll(self, handle):
         return self._out.pop(handle)
 
+    def adopt(self, jobs):
+        return {}
+
     def wait(self, seconds):
         pass
 
@@ -186,7 +192,7 @@ def test_process_executor_assigns_gpus_and_reports_exit_codes(tmp_path, monkeypa
     jobs = [make_job(cfg, "s.yaml", s, Store(cfg.output_path).run(s), executor=ex) for s in specs[:4]]
     assert [j.gpus for j in jobs] == [1, 1, 1, 1] and ex.admit(jobs) == 3
     script = "import os, sys; print('gpus', os.environ['CUDA_VISIBLE_DEVICES']); sys.exit(3)"
-    monkeypatch.setattr("linguamix.executors.run_command", lambda job: [sys.executable, "-c", script])
+    monkeypatch.setattr("linguamix.study.executors.local.run_command", lambda job: [sys.executable, "-c", script])
     handles = ex.submit(jobs[:2])
     assert ex.admit(jobs[2:]) == 1  # one GPU left
     outs = {}

@@ -17,7 +17,10 @@ import yaml
 from linguamix.cli import main
 from linguamix.config import load_config
 from linguamix.store import Store
-from linguamix.study import compute_plan, expand
+from linguamix.runs import expand
+from linguamix.study.compute import compute_plan
+
+pytestmark = pytest.mark.slow  # trains models / runs studies
 
 EVAL_LANGS = ["en", "es"]
 TEST_ITEMS = 3
@@ -26,13 +29,14 @@ TEST_ITEMS = 3
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
     from linguamix import tasks
-    from linguamix.data import sources, synthetic
+    from linguamix.data import synthetic
+    from linguamix.data.loaders.synthetic import load_synthetic
     from linguamix.tinymodel import build_random_tiny, save_model, train_tokenizer
 
     root = tmp_path_factory.mktemp("tiny_study")
     texts = synthetic.pretraining_corpus(["en", "es", "ja"], 300)
     for kind, task in (("synthetic-math", "math"), ("synthetic-api", "api")):  # short task prompts
-        for items in sources.load_synthetic(kind, ["en", "es", "ja"], {"n": 20, "seed": 99}).values():
+        for items in load_synthetic(kind, ["en", "es", "ja"], {"n": 20, "seed": 99}).values():
             texts += [tasks.get(task).render(i).prompt + tasks.get(task).render(i).completion for i in items]
     tok = train_tokenizer(texts, 600)
     models = []

@@ -22,7 +22,7 @@ import torch
 from linguamix import tasks
 from linguamix.data import sources, synthetic
 from linguamix.evaluate import evaluate, make_generator
-from linguamix.models import load_tokenizer
+from linguamix.data.tokenize import load_tokenizer
 from linguamix.store import RunDir
 from linguamix.tinymodel import build_random_tiny, save_model, train_tokenizer
 

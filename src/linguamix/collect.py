@@ -21,7 +21,9 @@ from typing import Any
 
 from .config import StudyConfig
 from .errors import ConfigError
+from .mixtures import label
 from .records import RunSpec
+from .runs import expand, run_hash
 from .store import RunDir, Store, atomic_path
 
 SPLIT = "test"
@@ -63,17 +65,15 @@ def gather(cfg: StudyConfig, store: Store | None = None) -> dict[str, Any]:
     """The three tables (pyarrow) of the study's design, from its run directories."""
     import pyarrow as pa
 
-    from .study import expand, run_state
-
     store = store or Store(cfg.output_path)
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
     for spec in expand(cfg):
         rd = store.run(spec)
         model = cfg.model(spec.model)
-        langs = [] if spec.kind == "baseline" else spec.mixture.split("+")
+        langs = spec.train_languages
         common = {"model": spec.model, "family": model.family, "size_b": float(model.size_b), "task": spec.task,
-                  "mixture": spec.mixture, "train_langs": "+".join(sorted(langs)), "n_train_langs": len(langs)}
-        st = run_state(cfg, spec, rd)
+                  "mixture": spec.mixture, "train_langs": label(langs), "n_train_langs": len(langs)}
+        st = rd.state(run_hash(cfg, spec))
         complete = rd.is_complete()
         summary = rd.read_summary(SPLIT) if complete else None
         rows["runs"].append(_run_row(spec, rd, st, common, summary))

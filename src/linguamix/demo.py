@@ -53,10 +53,13 @@ def run_demo(out: str | Path = "linguamix-demo", *, quick: bool = False, workers
     from .analysis.tables import finetuning_gain
     from .collect import collect
     from .config import load_config
-    from .executors import PoolExecutor
     from .report import write_report
+    from .runs import expand
     from .store import write_json, write_text
-    from .study import expand, format_seconds, run_study
+    from .study.executors.local import PoolExecutor
+    from .study.loop import run_study
+    from .study.state import format_seconds
+    from .tinymodel import build_models
 
     import sys
 
@@ -85,9 +88,8 @@ def run_demo(out: str | Path = "linguamix-demo", *, quick: bool = False, workers
 
     # 2. the tiny base model (tokenizer + pretraining on plain multilingual text)
     t = stage(2, "base model (tiny Qwen3, pretrained here on the synthetic multilingual corpus)")
-    from .models import model_path
-
-    path = model_path(cfg.models[0], cfg.base_dir)
+    build_models(cfg)
+    path = cfg.models[0].path(cfg.base_dir)
     info = json.loads((Path(path) / "tiny_base.json").read_text())
     say(f"    {path} (pretraining loss {info.get('final_loss')})")
     timings["base_model"] = time.time() - t

@@ -19,10 +19,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-from . import tasks
+from . import languages, tasks
 from .errors import ConfigError, LinguamixError
+from .proportions import wilson_interval
 from .records import Example, Prediction
 from .store import RunDir
 
@@ -116,24 +117,80 @@ def evaluate(generator, task: str, examples: dict[str, list[Example]], rd: RunDi
 
     Every language's examples go through the generator in one call (length-sorted batches across
     languages). Nothing is written until every example is scored; the summary is written last."""
-    from .scoring import summarize
-
     flat = [ex for lang in examples for ex in examples[lang]]
     if not flat:
         raise ConfigError(f"{task} {split}: no examples to evaluate")
     gens = generator.generate([ex.prompt for ex in flat], max_new_tokens=max_new_tokens,
-                              stop=tasks.get(task).STOP, progress=f"{task} {split}" if progress else False)
+                              stop=tasks.get(task).stop, progress=f"{task} {split}" if progress else False)
     stats = generator.last_stats
     preds = score_examples(task, flat, [g.text for g in gens])
     rd.write_predictions(split, (p.to_dict() for p in preds))
     finish = {r: sum(g.finish_reason == r for g in gens) for r in ("eos", "stop", "length")}
     summary = {
         "task": task, "split": split, "backend": generator.name, "n_items": len(preds),
-        "languages": summarize(preds, group="lang"), "overall": summarize(preds, group=None)[0],
+        "languages": summarize(preds, group="lang", task=task), "overall": summarize(preds, group=None, task=task)[0],
         "generation": {**stats.to_dict(), "max_new_tokens": max_new_tokens, "finish": finish},
         **(extra or {})}
     rd.write_summary(split, summary)
     return summary
+
+
+# -- summaries and `linguamix score` ------------------------------------------------------------------
+SCORE_FIELDS = ("id", "lang", "completion", "answer")
+"""A row of a prediction file `linguamix score` reads."""
+
+
+def summarize(rows: Iterable[Any], group: str | None = "lang", *, task: str | None = None) -> list[dict[str, Any]]:
+    """Per-group accuracy of scored rows (dicts, or records with `to_dict`), groups in first-seen order.
+
+    Each row needs `correct` and the `group` field. Every output row has `group`'s value, `n`, `correct`,
+    `accuracy`, `ci_low`, `ci_high` (95 % Wilson), `strict_correct`, `strict_accuracy`, `lenient_accuracy`,
+    and the task's own counts (`Task.summary_counts`, e.g. API parse failures). `group=None`: one row.
+    """
+    rows = [r if isinstance(r, Mapping) else r.to_dict() for r in rows]
+    groups: dict[Any, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r.get(group) if group else None, []).append(r)
+    out = []
+    for key, members in groups.items():
+        n = len(members)
+        correct = sum(bool(r.get("correct")) for r in members)
+        strict = sum(bool(r.get("strict")) for r in members)
+        lenient = sum(bool(r["lenient"] if r.get("lenient") is not None else r.get("correct")) for r in members)
+        lo, hi = wilson_interval(correct, n)
+        row: dict[str, Any] = {group: key} if group else {}
+        row.update(n=n, correct=correct, accuracy=correct / n, ci_low=lo, ci_high=hi, strict_correct=strict,
+                   strict_accuracy=strict / n, lenient_accuracy=lenient / n)
+        if task is not None:
+            row.update(tasks.get(task).summary_counts([r.get("detail") or {} for r in members]))
+        out.append(row)
+    return out
+
+
+def score_row(row: Any, task: str, *, mode: str = "default") -> dict[str, Any]:
+    """Validate and score one prediction-file row `{"id", "lang", "completion", "answer"}`.
+
+    Returns the row with `prediction`, `correct`, `strict`, `lenient` and `detail` added (`linguamix score`'s
+    output format). Raises ValueError naming the offending field; the caller adds file and line.
+    """
+    t = tasks.get(task)
+    if not isinstance(row, Mapping):
+        raise ValueError(f"expected a JSON object with fields {', '.join(SCORE_FIELDS)}")
+    missing = [k for k in SCORE_FIELDS if k not in row]
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(repr(k) for k in missing)}")
+    if not isinstance(row["completion"], str):
+        raise ValueError(f"field 'completion' must be a string, got {type(row['completion']).__name__}")
+    lang = row["lang"]
+    if not languages.is_known(lang):
+        raise ValueError(f"field 'lang': unknown language code {lang!r} (known: {', '.join(languages.codes())})")
+    try:  # a bad gold is a data error of this row, not a wrong prediction
+        t.parse_gold(row["answer"])
+    except ValueError as e:
+        raise ValueError(f"field 'answer': {e}") from None
+    s = t.score(row["completion"], row["answer"], lang, mode=mode)
+    return {**row, "prediction": s.prediction, "correct": s.correct, "strict": s.strict, "lenient": s.lenient,
+            "detail": s.detail}
 
 
 # -- `linguamix evaluate`: what to evaluate, with which settings -------------------------------------
@@ -165,7 +222,7 @@ def resolve_request(model: str, *, config: str | None = None) -> EvalRequest:
     """
     from .config import ModelConfig, load_config, parse_config
     from .mixtures import PRETRAINED
-    from .models import describe_model, model_path
+    from .models import describe_model
     from .store import read_json
 
     cfg = load_config(config) if config else None
@@ -188,7 +245,7 @@ def resolve_request(model: str, *, config: str | None = None) -> EvalRequest:
         local = Path(model).expanduser().resolve()
         for m in cfg.models:
             if model in (m.short_name, m.id) or cfg.resolve_path(m.id).resolve() == local:
-                return EvalRequest(cfg, m, model_path(m, cfg.base_dir), PRETRAINED, cfg.seeds[0], None)
+                return EvalRequest(cfg, m, m.path(cfg.base_dir), PRETRAINED, cfg.seeds[0], None)
     family, size_b = describe_model(model)
     entry = {"id": model, "family": family, "size_b": size_b}
     if cfg is None:
@@ -211,3 +268,41 @@ def with_test_source(cfg, task: str, source: str | None, fmt: str | None):
     same = new_fmt == tc.test.format
     test = SourceConfig(source=source or tc.test.source, format=new_fmt, options=tc.test.options if same else {})
     return cfg.model_copy(update={"tasks": {**cfg.tasks, task: tc.model_copy(update={"test": test})}})
+
+
+def evaluate_request(req: EvalRequest, task: str, out: str | Path, *, langs: list[str] | None = None,
+                     limit: int | None = None, dtype: str = "auto", progress: bool = True,
+                     allow_config_change: bool = False) -> tuple[RunDir, bool]:
+    """`linguamix evaluate`: the request's model on the task's test set in `langs` (default: the config's
+    evaluation languages), into the run directory `out`. Inputs are checked before anything is written;
+    a failure leaves status.json = failed with the reason. -> (run dir, whether it was complete already)."""
+    from .data.build import load_test
+    from .data.tokenize import load_tokenizer
+    from .records import RunSpec
+
+    cfg = req.cfg
+    tc = cfg.task(task)
+    langs = langs or list(cfg.eval.languages)
+    if req.run and Path(out).resolve() == Path(req.run).resolve():
+        raise ConfigError(f"--out {out}: is the trained run itself; evaluate into another directory")
+    test = load_test(cfg, task, langs)
+    if limit:
+        test = {lang: exs[:limit] for lang, exs in test.items()}
+    tok = load_tokenizer(req.model_dir, trust_remote_code=req.model.trust_remote_code, revision=req.model.revision)
+    spec = RunSpec(model=req.model.short_name, task=task, mixture=req.mixture, seed=req.seed)
+    rd = RunDir(out)
+    previous = rd.manifest().get("config_hash")
+    digest = rd.init(spec.to_dict(), {"model": req.model.model_dump(mode="json"), "task": tc.model_dump(mode="json"),
+                                      "eval": {"languages": langs, "limit": limit, "max_new_tokens": tc.max_new_tokens,
+                                               "backend": cfg.eval.backend, "dtype": dtype},
+                                      "evaluated_model": req.model_dir, "trained_run": req.run},
+                     allow_config_change=allow_config_change)
+    if previous == digest and rd.is_complete():
+        return rd, True
+    with rd.attempt():
+        gen = make_generator(cfg.eval.backend, req.model_dir, tok, batch_size=cfg.eval.batch_size, dtype=dtype,
+                             trust_remote_code=req.model.trust_remote_code, revision=req.model.revision)
+        evaluate(gen, task, test, rd, max_new_tokens=tc.max_new_tokens, progress=progress,
+                 extra={"model": req.model_dir, "trained_run": req.run, "batch_size": cfg.eval.batch_size})
+    rd.set_status("done")
+    return rd, False

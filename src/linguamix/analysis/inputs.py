@@ -39,7 +39,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import languages
-from ..config import TASKS
+from .. import tasks
 from ..errors import DataError
 from ..mixtures import PRETRAINED
 
@@ -215,8 +215,8 @@ def validate_results(df: pd.DataFrame, *, source: str = "<results>",
         for col in ("model", "family", "task", "mixture", "eval_lang"):
             if not getattr(r, col):
                 raise DataError(f"{where}: column '{col}': empty")
-        if r.task not in TASKS:
-            raise DataError(f"{where}: column 'task': {r.task!r} is not one of {', '.join(TASKS)}")
+        if r.task not in tasks.names():
+            raise DataError(f"{where}: column 'task': {r.task!r} is not one of {', '.join(tasks.names())}")
         if not r.size_b > 0:
             raise DataError(f"{where}: column 'size_b': must be > 0, got {r.size_b}")
         if r.n <= 0:

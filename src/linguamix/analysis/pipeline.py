@@ -18,26 +18,7 @@ import pandas as pd
 
 from . import figures, tables
 from .inputs import ResultsTable
-
-
-@dataclass(frozen=True)
-class AnalysisOptions:
-    seed: int = 0
-    """Seeds the bootstrap resamples and the regression's 70/30 split."""
-    n_boot_median: int = 9999
-    """Bootstrap resamples of each median delta (scipy.stats.bootstrap, BCa)."""
-    n_boot_regression: int = 2000
-    """Bootstrap resamples of the regression coefficients (percentile intervals)."""
-    train_fraction: float = 0.7
-    """Share of evaluation instances the regression is fit on; R^2 is reported on the rest."""
-    alpha: float = 0.05
-    """Significance level of the zero-shot vs direct tests (intervals are always 95 %)."""
-    ks: tuple[int, ...] = (4, 6, 9)
-    """Diversity levels of the zero-shot analysis (numbers of training languages)."""
-    zero_shot_test: str = "welch"
-    """Test deciding the zero-shot verdict: `welch` (paper: t-test on item outcomes) or `mcnemar` (paired)."""
-    reference: str = "en"
-    """The language of the English-only baseline and of the bilingual en+X mixtures."""
+from .options import AnalysisOptions
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,249 @@
+"""What every executor shares: the job record, how a job's end is judged from its run directory, the
+command a job runs, and how a job's process is started and stopped.
+
+The protocol (`Executor`): `resources(spec) -> (gpus, nodes)`, `admit(queue) -> how many to start now`,
+`submit(jobs, on_start) -> handles`, `poll(handle) -> Outcome | None`, `wait(seconds)`, `stop()`, and
+`adopt(jobs) -> {handle: job}` for jobs an earlier orchestrator left running (only SLURM has any).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+from ...config import StudyConfig
+from ...errors import EXIT_CONFIG, EXIT_PREEMPTED, ConfigError
+from ...records import RunSpec
+from ...store import RunDir, now
+
+STOP_GRACE_S = 120.0
+"""How long a stopped run may take to save its checkpoint before it is killed."""
+NOT_RETRYABLE = ("ConfigError", "DataError")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run as an executor sees it."""
+
+    spec: RunSpec
+    config_path: str
+    """Absolute path of the study config (jobs re-read it; nothing else is passed)."""
+    run_dir: str
+    gpus: int = 0
+    """GPUs per node (0 = CPU)."""
+    nodes: int = 1
+    accelerate_config: str | None = None
+    """Resolved `accelerate` config, set for a training run over more than one GPU."""
+    allow_config_change: bool = False
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str
+    """done | failed | preempted"""
+    exit_code: int | None = None
+    reason: str | None = None
+    retryable: bool = True
+
+
+def make_job(cfg: StudyConfig, config_path: str, spec: RunSpec, rd: RunDir, *, executor,
+             allow_config_change: bool = False, progress: bool = False) -> Job:
+    gpus, nodes = executor.resources(spec)
+    multi = spec.kind == "train" and gpus * nodes > 1
+    return Job(spec=spec, config_path=str(Path(config_path).resolve()), run_dir=str(rd.path), gpus=gpus, nodes=nodes,
+               accelerate_config=resolve_accelerate_config(cfg) if multi else None,
+               allow_config_change=allow_config_change, progress=progress and executor.kind == "inline")
+
+
+def resolve_accelerate_config(cfg: StudyConfig) -> str:
+    """`train.accelerate_config`: a path (relative to the study config), or a bare name (`fsdp2`) looked up
+    in `accelerate/` and `configs/accelerate/` beside the config, then in linguamix's shipped configs."""
+    name = cfg.train.accelerate_config
+    if not name:
+        raise ConfigError("field 'train.accelerate_config': a run over several GPUs needs an accelerate config "
+                          "(ddp, fsdp2, zero3 or a path)")
+    candidates = [cfg.resolve_path(name)]
+    if "/" not in name and not name.endswith((".yaml", ".yml")):
+        package = Path(__file__).resolve().parents[2]  # src/linguamix (shipped configs), then the checkout
+        candidates += [cfg.resolve_path(f"accelerate/{name}.yaml"), cfg.resolve_path(f"configs/accelerate/{name}.yaml"),
+                       package / "configs" / "accelerate" / f"{name}.yaml",
+                       package.parents[1] / "configs" / "accelerate" / f"{name}.yaml"]
+    for c in candidates:
+        if c.is_file():
+            return str(c.resolve())
+    raise ConfigError(f"field 'train.accelerate_config': '{name}' not found (looked for "
+                      f"{', '.join(str(c) for c in candidates)})")
+
+
+def run_command(job: Job, *, machine_rank: int = 0, num_machines: int = 1, main_ip: str | None = None,
+                port: int = 29500) -> list[str]:
+    """The command a job runs: `python -m linguamix study run-one`, under `accelerate launch` when the
+    run trains on more than one GPU."""
+    tail = ["-m", "linguamix", "study", "run-one", job.config_path, "--run", job.spec.name]
+    if not job.progress:
+        tail.append("--quiet")
+    if job.allow_config_change:
+        tail.append("--allow-config-change")
+    procs = job.gpus * job.nodes
+    if job.accelerate_config and procs > 1:
+        head = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", job.accelerate_config,
+                "--num_processes", str(procs), "--num_machines", str(num_machines)]
+        if num_machines > 1:
+            head += ["--machine_rank", str(machine_rank), "--main_process_ip", str(main_ip),
+                     "--main_process_port", str(port)]
+        return head + tail
+    return [sys.executable, *tail]
+
+
+def classify(job: Job, code: int | None, *, since: float = 0.0) -> Outcome:
+    """How a job ended, from its exit code and its run directory; a failure the run did not record itself
+    (a crash before `execute`, a kill) is written to its status so `study status` shows the reason."""
+    rd = RunDir(job.run_dir)
+    st = rd.status()
+    if code == 0 and rd.is_complete():
+        return Outcome("done", 0)
+    this_attempt = float(st.get("started_unix") or 0) >= since
+    if code == EXIT_PREEMPTED or (this_attempt and st.get("state") == "pending"
+                                  and str(st.get("reason", "")).startswith("preempted")):
+        return Outcome("preempted", code, st.get("reason") or "preempted: rerun to resume")
+    if st.get("state") == "failed" and st.get("reason") and this_attempt:
+        reason = st["reason"]
+    else:
+        if code is not None and code < 0:
+            try:
+                reason = f"killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                reason = f"exit code {code}"
+        elif code == 0:
+            reason = "exited 0 but the run is not complete"
+        else:
+            reason = f"exit code {code}"
+        tail = log_tail(rd)
+        reason += f": {tail}" if tail else ""
+        rd.set_status("failed", reason=reason[:500])
+    retryable = code != EXIT_CONFIG and not reason.startswith(NOT_RETRYABLE)
+    return Outcome("failed", code, reason, retryable)
+
+
+def log_tail(rd: RunDir) -> str:
+    """The last non-empty line of the run's log (what a crash printed last), progress bars removed."""
+    try:
+        with open(rd.log_file, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 4096))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [ln.split("\r")[-1].strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln]
+    return lines[-1][:300] if lines else ""
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use (CUDA_VISIBLE_DEVICES, else every device torch sees)."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except ImportError:
+        return []
+
+
+class Executor(Protocol):
+    """Where runs execute; the orchestrator (`study.loop.run_study`) decides what runs and when to retry."""
+
+    kind: str
+    """`inline`, `pool`, `process`, `slurm` or `submitit-local`."""
+    name: str
+    """One line for the console: where and how runs execute."""
+
+    def resources(self, spec: RunSpec) -> tuple[int, int]:
+        """(GPUs per node, nodes) the run gets."""
+
+    def admit(self, queue: Sequence[Job]) -> int:
+        """How many of the queued jobs may start now."""
+
+    def submit(self, jobs: Sequence[Job], on_start: Callable[[Job, str], None] | None = None) -> list[Any]:
+        """Start the jobs; -> one handle per job, in order."""
+
+    def poll(self, handle: Any) -> Outcome | None:
+        """How the job ended, or None while it runs."""
+
+    def wait(self, seconds: float) -> None:
+        """Sleep between polls (an executor may sleep longer)."""
+
+    def stop(self) -> None:
+        """Stop (or, on SLURM, leave running) the active jobs: the orchestrator is going away."""
+
+    def adopt(self, jobs: Sequence[Job]) -> dict[Any, Job]:
+        """Jobs of these runs still running from an earlier orchestrator: {handle: job}."""
+
+
+def _prctl():
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl()  # resolved here, not in the forked child (no imports between fork and exec)
+
+
+def spawn(cmd: list[str], job: Job, *, env: dict[str, str] | None = None, launcher: bool = False) -> subprocess.Popen:
+    """Start a job's command in its own session, output appended to the run's log. The child gets SIGTERM
+    when its parent dies (a killed orchestrator leaves no orphan training on), and ignores SIGUSR2 (SLURM's
+    early warning, which submitit handles in the parent); a multi-process launcher also ignores SIGUSR1 so
+    that only its workers act on it (they save a checkpoint; the launcher waits for them)."""
+    ignore = (signal.SIGUSR2, signal.SIGUSR1) if launcher else (signal.SIGUSR2,)
+
+    def child() -> None:
+        for sig in ignore:
+            signal.signal(sig, signal.SIG_IGN)
+        if _PRCTL is not None:
+            _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    rd = RunDir(job.run_dir)
+    rd.log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(rd.log_file, "ab") as log:
+        log.write(f"\n=== {now()} {' '.join(cmd)}\n".encode())
+        log.flush()
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                                start_new_session=True, preexec_fn=child)
+
+
+def terminate(procs: list[subprocess.Popen], grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM each process group (training saves a checkpoint), wait, then SIGKILL what is left."""
+    for p in procs:
+        if p.poll() is None:
+            _killpg(p, signal.SIGTERM)
+    deadline = time.time() + grace_s
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            _killpg(p, signal.SIGKILL)
+            p.wait()
+
+
+def _killpg(p: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(p.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def append_log(rd: RunDir, text: str) -> None:
+    rd.log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(rd.log_file, "a", encoding="utf-8") as f:
+        f.write(text)

@@ -1,0 +1,70 @@
+"""The state of a study's runs as `study status` and `plan` show it, read from the run store alone (a run is
+done when its directory says so; the orchestrator may be killed at any moment)."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from ..config import StudyConfig
+from ..mixtures import languages_of
+from ..records import RunSpec
+from ..runs import expand, run_hash
+from ..store import RunDir, Store
+
+STATES = ("done", "running", "failed", "pending")
+
+
+def run_state(cfg: StudyConfig, spec: RunSpec, rd: RunDir) -> dict[str, Any]:
+    """The run's effective state under this config (`RunDir.state`: interrupted runs are pending, a finished
+    run of another config is flagged `stale`)."""
+    return rd.state(run_hash(cfg, spec))
+
+
+def status_rows(cfg: StudyConfig, specs: list[RunSpec] | None = None,
+                store: Store | None = None) -> list[dict[str, Any]]:
+    """One row per run: name, kind, model, task, mixture, seed, state, attempts, elapsed_s, reason, host."""
+    store = store or Store(cfg.output_path)
+    now = time.time()
+    rows = []
+    for spec in specs if specs is not None else expand(cfg):
+        st = run_state(cfg, spec, store.run(spec))
+        elapsed = st.get("elapsed_s")
+        if st["state"] == "running" and st.get("started_unix"):
+            elapsed = round(now - st["started_unix"], 1)
+        rows.append({"name": spec.name, "kind": spec.kind, "model": spec.model, "task": spec.task,
+                     "mixture": spec.mixture, "seed": spec.seed, "state": st["state"],
+                     "attempts": int(st.get("attempts", 0)), "elapsed_s": elapsed, "reason": st.get("reason"),
+                     "host": st.get("host"), "updated": st.get("updated")})
+    return rows
+
+
+def summary_line(rows: list[dict[str, Any]]) -> str:
+    n = Counter(r["state"] for r in rows)
+    return (f"{len(rows)} runs: {n['done']} done, {n['running']} running, {n['failed']} failed, "
+            f"{n['pending']} pending")
+
+
+def plan_rows(cfg: StudyConfig, store: Store | None = None) -> list[dict[str, Any]]:
+    store = store or Store(cfg.output_path)
+    rows = []
+    for spec in expand(cfg):
+        st = run_state(cfg, spec, store.run(spec))
+        model = cfg.model(spec.model)
+        langs = list(languages_of(spec.mixture))
+        rows.append({
+            "name": spec.name, "kind": spec.kind, "model": spec.model, "model_id": model.id,
+            "family": model.family, "size_b": model.size_b, "task": spec.task, "mixture": spec.mixture,
+            "languages": langs, "n_languages": len(langs), "seed": spec.seed,
+            "status": st.get("state", "pending"),
+        })
+    return rows
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{seconds:.1f}s"
