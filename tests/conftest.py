@@ -24,14 +24,3 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
-
-
-@pytest.fixture(autouse=True)
-def _isolated_language_table():
-    """Tests that register languages must not leak them into other tests."""
-    from linguamix import languages
-
-    saved = dict(languages._TABLE)
-    yield
-    languages._TABLE.clear()
-    languages._TABLE.update(saved)
