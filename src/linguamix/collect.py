@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from .config import StudyConfig
-from .errors import ConfigError
+from .errors import ConfigError, StorageError
 from .mixtures import label
 from .records import RunSpec
-from .runs import expand, run_hash
-from .store import RunDir, Store, atomic_path
+from .runs import changed_runs, describe_changed, expand, run_hash
+from .store import STORAGE_ERRNOS, RunDir, Store, clean_litter, staged_dir, storage_error, temp_name
 
 SPLIT = "test"
 
@@ -39,7 +39,7 @@ def _schemas():
             ("train_langs", s), ("n_train_langs", i), ("seed", i), ("status", s), ("reason", s), ("attempts", i),
             ("config_hash", s), ("git_commit", s), ("git_dirty", b), ("config", s), ("selection_curve", s),
             ("selected_epoch", i), ("selected_val_avg_acc", f), ("elapsed_s", f), ("host", s), ("created", s),
-            ("updated", s), ("n_eval_items", i)]),
+            ("updated", s), ("n_eval_items", i), ("config_changed", s)]),
         "evaluations": pa.schema([
             ("model", s), ("family", s), ("size_b", f), ("task", s), ("mixture", s), ("train_langs", s),
             ("n_train_langs", i), ("eval_lang", s), ("n", i), ("correct", i), ("run", s), ("seed", i),
@@ -61,13 +61,20 @@ class Collected:
     rows: dict[str, int]
 
 
-def gather(cfg: StudyConfig, store: Store | None = None) -> dict[str, Any]:
-    """The three tables (pyarrow) of the study's design, from its run directories."""
+def gather(cfg: StudyConfig, store: Store | None = None, *, accept_changed: bool = False) -> dict[str, Any]:
+    """The three tables (pyarrow) of the study's design, from its run directories. Finished runs made under
+    another configuration are refused (ConfigError naming them and what changed) unless `accept_changed`;
+    then, and for runs accepted by `study run --accept-changed`, `runs.config_changed` says what changed."""
     import pyarrow as pa
 
     store = store or Store(cfg.output_path)
+    specs = expand(cfg)
+    drift = {c.spec.name: c for c in changed_runs(cfg, specs, store) if c.complete}
+    if drift and not accept_changed:
+        raise ConfigError(f"{describe_changed(list(drift.values()))}: collecting them would mix configurations; "
+                          "redo them (`study run --rerun-changed`) or collect them as they are with --accept-changed")
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
-    for spec in expand(cfg):
+    for spec in specs:
         rd = store.run(spec)
         model = cfg.model(spec.model)
         langs = spec.train_languages
@@ -76,7 +83,9 @@ def gather(cfg: StudyConfig, store: Store | None = None) -> dict[str, Any]:
         st = rd.state(run_hash(cfg, spec))
         complete = rd.is_complete()
         summary = rd.read_summary(SPLIT) if complete else None
-        rows["runs"].append(_run_row(spec, rd, st, common, summary))
+        changes = drift[spec.name].fields if spec.name in drift else st.get("accepted_changes")
+        rows["runs"].append({**_run_row(spec, rd, st, common, summary),
+                             "config_changed": "; ".join(changes) if changes else None})
         if not complete:
             continue
         for r in summary["languages"]:
@@ -121,7 +130,7 @@ def _bool(v: Any) -> bool | None:
 
 
 def collect(cfg: StudyConfig, *, out: str | Path | None = None, fmt: str | None = None,
-            store: Store | None = None) -> Collected:
+            store: Store | None = None, accept_changed: bool = False) -> Collected:
     """Write the database: DuckDB by default (`<output>/results.duckdb`), or one Parquet file per table
     when `fmt` is `parquet` or `out` names a directory (ends with '/', or exists as one)."""
     store = store or Store(cfg.output_path)
@@ -130,7 +139,7 @@ def collect(cfg: StudyConfig, *, out: str | Path | None = None, fmt: str | None 
     if fmt not in ("duckdb", "parquet"):
         raise ConfigError(f"--format {fmt}: expected duckdb or parquet")
     path = Path(out) if out is not None else (store.results_db() if fmt == "duckdb" else store.root / "results")
-    tables = gather(cfg, store)
+    tables = gather(cfg, store, accept_changed=accept_changed)
     if fmt == "duckdb":
         _write_duckdb(path, tables)
     else:
@@ -143,11 +152,12 @@ def _write_duckdb(path: Path, tables: dict[str, Any]) -> None:
 
     if path.is_dir():
         raise ConfigError(f"--out {path}: is a directory (use --format parquet, or a file name)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    for leftover in (tmp, Path(f"{tmp}.wal")):
-        leftover.unlink(missing_ok=True)
+    tmp = path.with_name(f"{temp_name(path)}tmp")  # `.NAME.PID.tmp`: litter of a killed collect is recognised
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_litter(path)
+        for leftover in (tmp, Path(f"{tmp}.wal")):  # this very pid's, from a crash of an earlier process
+            leftover.unlink(missing_ok=True)
         con = duckdb.connect(str(tmp))
         try:
             for name in TABLES:
@@ -158,6 +168,10 @@ def _write_duckdb(path: Path, tables: dict[str, Any]) -> None:
         finally:
             con.close()
         os.replace(tmp, path)
+    except OSError as e:
+        raise (storage_error(path, e) if e.errno in STORAGE_ERRNOS else e) from None
+    except duckdb.Error as e:  # DuckDB's own write errors (a full disk: IOException or FatalException)
+        raise StorageError(f"{path}: cannot write ({str(e).splitlines()[0][:200]})") from None
     finally:
         for leftover in (tmp, Path(f"{tmp}.wal")):
             leftover.unlink(missing_ok=True)
@@ -168,6 +182,6 @@ def _write_parquet(folder: Path, tables: dict[str, Any]) -> None:
 
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--out {folder}: exists and is not a directory")
-    for name in TABLES:
-        with atomic_path(folder / f"{name}.parquet", "wb") as f:
-            pq.write_table(tables[name], f, compression="zstd")
+    with staged_dir(folder) as stage:  # the three tables appear together, or not at all
+        for name in TABLES:
+            pq.write_table(tables[name], stage / f"{name}.parquet", compression="zstd")

@@ -18,7 +18,7 @@ from .errors import ConfigError
 
 class Strict(BaseModel):
     # attribute docstrings become field descriptions: the CLI's --help is written from them
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False)
 
 
 class LanguagesConfig(Strict):
@@ -177,7 +177,8 @@ class StudyConfig(Strict):
     """Seed of the item sampling and train/validation split (the same items for every run)."""
     output_dir: str = "runs"
     """Root of the run store (relative paths: to the config file)."""
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    """Training seeds: every configuration is trained once per seed."""
     languages: LanguagesConfig = Field(default_factory=LanguagesConfig)
     tasks: dict[str, TaskConfig] = Field(default_factory=_default_tasks)
     models: list[ModelConfig]
@@ -205,6 +206,13 @@ class StudyConfig(Strict):
                                                                       f"(formats: {', '.join(task.formats)})")
         if not v:
             raise ValueError("at least one task is required")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: list[int]):
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct, got {v}")
         return v
 
     @field_validator("models")
@@ -308,11 +316,12 @@ def parse_config(doc: Any, source: str = "<config>", base_dir: str | Path = ".")
         scope = languages.extended(extra_langs)
         scope.__enter__()
     except ConfigError as e:
-        raise ConfigError(f"{source}: field 'languages.extra': {e}") from None
+        raise ConfigError(f"{source}: field 'languages.extra': {p}: {e}") from None
     try:
         cfg = StudyConfig.model_validate(doc)
         cfg._extra_languages = tuple(extra_langs)
-        cfg.mixture_list()
+        if not cfg.mixture_list():
+            raise ConfigError("the design has no mixture, so the study has no training run (give at least one)")
     except ValidationError as e:
         raise ConfigError(_format_validation_error(source, e)) from None
     except ConfigError as e:

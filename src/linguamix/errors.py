@@ -28,3 +28,10 @@ class DataError(LinguamixError):
     """A data file is malformed, missing or inconsistent. Message names file, line and field."""
 
     exit_code = EXIT_CONFIG
+
+
+class StorageError(LinguamixError):
+    """An output cannot be written (disk full, read-only, a directory where a file goes). Nothing was left
+    half-written: the target is unchanged or complete."""
+
+    exit_code = EXIT_CONFIG

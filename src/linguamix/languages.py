@@ -101,9 +101,20 @@ def _parse(entry: dict, source: str, index: int) -> Language:
         raise ConfigError(f"{where} ({code}): field 'role' must be one of {ROLES}")
     if "{answer}" not in str(entry["answer_template"]):
         raise ConfigError(f"{where} ({code}): field 'answer_template' must contain '{{answer}}'")
+    for key in ("name", "family", "cot_trigger", "answer_template"):
+        if not isinstance(entry[key], str) or not entry[key].strip():
+            raise ConfigError(f"{where} ({code}): field '{key}' must be a non-empty string")
+    try:
+        entry["answer_template"].format(answer=18)
+    except (KeyError, IndexError, ValueError) as e:
+        raise ConfigError(f"{where} ({code}): field 'answer_template' may only contain {{answer}} "
+                          f"(got {entry['answer_template']!r}: {type(e).__name__} {e})") from None
+    for key in ("answer_phrases", "unicode_scripts"):  # a lone string would be read as its characters
+        value = entry[key]
+        if not isinstance(value, list) or not value or not all(isinstance(p, str) and p.strip() for p in value):
+            raise ConfigError(f"{where} ({code}): field '{key}' must be a non-empty list of strings, "
+                              f"got {value!r}")
     phrases = entry["answer_phrases"]
-    if not phrases or not all(isinstance(p, str) and p for p in phrases):
-        raise ConfigError(f"{where} ({code}): field 'answer_phrases' must be a non-empty list of strings")
     nf = entry.get("number_format") or {}
     try:
         number_format = NumberFormat(decimal=nf.get("decimal", "."), group=tuple(nf.get("group", (",",))))

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from .data.tokenize import check_model_path
 from .errors import ConfigError
 
 
@@ -70,15 +71,11 @@ def _text_only_gemma3(path: str, *, dtype, attn_implementation: str | None, revi
 def load_model(path: str, *, dtype: torch.dtype = torch.float32, attn_implementation: str | None = "sdpa",
                trust_remote_code: bool = False, revision: str | None = None):
     """A causal LM for text-only training/evaluation, whatever the checkpoint's class."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
     if dtype == torch.float16:
         raise ConfigError("fp16 is not supported (it overflows on Gemma-3); use bf16 or fp32")
-    try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision)
-    except (OSError, ValueError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise ConfigError(f"cannot load model '{path}': {first} (offline? use a local path)") from None
+    config = _config(path, trust_remote_code=trust_remote_code, revision=revision)
     if config.model_type == "gemma3":
         return _text_only_gemma3(path, dtype=dtype, attn_implementation=attn_implementation, revision=revision,
                                  trust_remote_code=trust_remote_code)
@@ -101,6 +98,7 @@ def matmul_params(model) -> int:
 def _config(ident: str, **kw: Any):
     from transformers import AutoConfig
 
+    check_model_path(ident, needs_config=True)
     try:
         return AutoConfig.from_pretrained(ident, **kw)
     except (OSError, ValueError) as e:

@@ -5,13 +5,14 @@ A design fact, like the mixtures: the orchestrator runs these, `collect` tabulat
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .config import StudyConfig
 from .errors import ConfigError
 from .mixtures import PRETRAINED, Mixture
 from .records import RunSpec
-from .store import config_hash
+from .store import Store, config_hash
 
 
 def expand(cfg: StudyConfig) -> list[RunSpec]:
@@ -78,6 +79,60 @@ def select(cfg: StudyConfig, only: dict[str, set[str]] | None = None) -> list[Ru
                               f"{', '.join(sorted(have)[:12])}{' ...' if len(have) > 12 else ''})")
         specs = [s for s in specs if str(getattr(s, key)) in allowed]
     return specs
+
+
+# -- config drift: runs made under another configuration ------------------------------------------------
+@dataclass(frozen=True)
+class Changed:
+    """A run whose directory was made with another configuration than the current one."""
+
+    spec: RunSpec
+    fields: tuple[str, ...]
+    """What differs, as `section.field: old -> new`."""
+    complete: bool
+
+
+def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """`key.path: old -> new` for every value that differs between two JSON-like documents."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old:
+                out.append(f"{path}: (absent) -> {new[key]!r}")
+            elif key not in new:
+                out.append(f"{path}: {old[key]!r} -> (absent)")
+            else:
+                out += config_diff(old[key], new[key], path)
+        return out
+    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
+        old, new = list(old), list(new)
+    return [] if old == new else [f"{prefix or '<config>'}: {old!r} -> {new!r}"]
+
+
+def changed_runs(cfg: StudyConfig, specs: list[RunSpec], store: Store) -> list[Changed]:
+    """The runs among `specs` whose directory holds results or state of another configuration (and that
+    were not accepted under this one)."""
+    out = []
+    for spec in specs:
+        rd = store.run(spec)
+        manifest = rd.manifest()
+        if not manifest:
+            continue
+        now = run_hash(cfg, spec)
+        if manifest.get("config_hash") == now or rd.status().get("accepted_config_hash") == now:
+            continue
+        fields = config_diff(manifest.get("config", {}), run_config(cfg, spec)) or ["the run's spec"]
+        out.append(Changed(spec, tuple(fields), rd.is_complete()))
+    return out
+
+
+def describe_changed(changed: list[Changed], limit: int = 4) -> str:
+    """One line: how many runs changed, the first few with what changed."""
+    shown = "; ".join(f"{c.spec.name} ({', '.join(c.fields[:3])}{' ...' if len(c.fields) > 3 else ''})"
+                      for c in changed[:limit])
+    more = f"; +{len(changed) - limit} more" if len(changed) > limit else ""
+    return f"{len(changed)} run(s) were made with another configuration: {shown}{more}"
 
 
 def find_run(cfg: StudyConfig, name: str) -> RunSpec:

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
+import glob
 import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 import time
@@ -31,7 +34,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, StorageError
 from .records import RunSpec
 
 STATES = ("pending", "running", "done", "failed")
@@ -39,23 +42,120 @@ PACKAGES = ("linguamix", "torch", "transformers", "trl", "accelerate", "datasets
 
 
 # -- atomic primitives ------------------------------------------------------------------------------
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR,
+                  errno.EFBIG, errno.EEXIST}
+"""OSErrors that mean "this output cannot be written here" (reported in one line, exit 2)."""
+
+
+def storage_error(path: str | Path, e: OSError) -> StorageError:
+    what = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+            errno.EROFS: "read-only file system", errno.EISDIR: "is a directory",
+            errno.ENOTDIR: "a parent is not a directory"}.get(e.errno, e.strerror or type(e).__name__)
+    return StorageError(f"{path}: cannot write ({what})")
+
+
+def temp_name(path: Path) -> str:
+    """`.NAME.PID.` prefix of the temporary files beside `path`: the pid tells litter from work in progress."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def clean_litter(path: str | Path) -> list[Path]:
+    """Remove temporary files of `path` that a killed process left (their pid is gone); -> what was removed."""
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
+        pid = p.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+                removed.append(p)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, mode: str = "w") -> Iterator[Any]:
-    """Open a temporary file next to `path`; on success rename it over `path`, on error remove it."""
+    """Open a temporary file next to `path`; on success rename it over `path`, on error remove it (so
+    `path` is unchanged or complete). An output that cannot be written is a StorageError naming it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_litter(path)
+        fd, tmp = tempfile.mkstemp(prefix=temp_name(path), suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
+    except OSError as e:
+        _remove(tmp)
+        if e.errno in STORAGE_ERRNOS:
+            raise storage_error(path, e) from None
+        raise
     except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(tmp: str | None) -> None:
+    if tmp is not None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+
+
+def write_files(texts: dict[Path, str]) -> None:
+    """Several text files that go together: all are written to temporary files first, then renamed into
+    place, so a full disk leaves every target as it was."""
+    temps: list[tuple[Path, str]] = []
+    try:
+        for path, text in texts.items():
+            path = Path(path)
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=temp_name(path), suffix=".tmp", dir=path.parent)
+            temps.append((path, tmp))
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())
+        for path, tmp in temps:
+            os.replace(tmp, path)
+    except OSError as e:
+        for _, tmp in temps:
+            _remove(tmp)
+        failed = Path(e.filename) if getattr(e, "filename", None) else (temps[-1][0] if temps else "output")
+        raise (storage_error(failed, e) if e.errno in STORAGE_ERRNOS else e) from None
+
+
+@contextlib.contextmanager
+def staged_dir(out: str | Path) -> Iterator[Path]:
+    """A staging folder beside `out` to write many files into; on success each file is renamed into `out`
+    (renames need no space), on error the staging folder goes and `out` is as it was."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        clean_litter(out)
+        stage = Path(tempfile.mkdtemp(prefix=temp_name(out), suffix=".tmp", dir=out.parent))
+    except OSError as e:
+        raise (storage_error(out, e) if e.errno in STORAGE_ERRNOS else e) from None
+    try:
+        yield stage
+        for p in sorted(stage.rglob("*")):
+            if p.is_file():
+                dest = out / p.relative_to(stage)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(p, dest)
+    except OSError as e:
+        raise (storage_error(out, e) if e.errno in STORAGE_ERRNOS else e) from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _umask() -> int:
@@ -69,8 +169,16 @@ def write_text(path: str | Path, text: str) -> None:
         f.write(text)
 
 
+def json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+
+
+def jsonl_text(rows: Iterable[Any]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n" for row in rows)
+
+
 def write_json(path: str | Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+    write_text(path, json_text(obj))
 
 
 def write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
@@ -277,10 +385,26 @@ class RunDir:
             st["state"], st["reason"] = "pending", "marked done but its test summary is missing"
         if st["state"] == "done" and expected_hash:
             old = self.manifest().get("config_hash")
-            if old and old != expected_hash:
+            if old and old != expected_hash and st.get("accepted_config_hash") != expected_hash:
                 st["stale"] = True
-                st["reason"] = f"config changed since this run (hash {old}); kept, not rerun"
+                st["reason"] = (f"config changed since this run (hash {old}): `study run --rerun-changed` redoes it, "
+                                "`--accept-changed` keeps it")
         return st
+
+    def accept_config(self, config_hash: str, fields: list[str]) -> None:
+        """Keep this run's results under another configuration (`--accept-changed`): recorded, not hidden."""
+        st = self.status()
+        st.update(accepted_config_hash=config_hash, accepted_changes=list(fields), updated=now())
+        write_json(self.path / "status.json", st)
+
+    def set_aside(self, root: str | Path) -> Path:
+        """Move the whole run directory under `root` (`--rerun-changed`: the old results are kept, not reused)."""
+        dest = Path(root) / f"{self.path.name}@{self.manifest().get('config_hash', 'unknown')}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            dest = dest.with_name(f"{dest.name}.{int(time.time())}")
+        os.replace(self.path, dest)
+        return dest
 
     @contextlib.contextmanager
     def attempt(self, **extra: Any) -> Iterator[None]:
@@ -290,11 +414,16 @@ class RunDir:
         try:
             yield
         except KeyboardInterrupt:
-            self.set_status("pending", reason="interrupted; resumes on the next run")
+            self._record("pending", reason="interrupted; resumes on the next run")
             raise
         except BaseException as e:
-            self.set_status("failed", reason=failure_reason(e))
+            self._record("failed", reason=failure_reason(e))
             raise
+
+    def _record(self, state: str, **extra: Any) -> None:
+        """set_status, best effort: on a full or read-only disk the original error is the one to report."""
+        with contextlib.suppress(OSError, StorageError):
+            self.set_status(state, **extra)
 
     # logs and curves
     def log(self, name: str, row: dict[str, Any]) -> None:
@@ -348,13 +477,21 @@ def _alive(st: dict[str, Any]) -> bool:
     if not pid or host != platform.node():
         return True
     try:
-        os.kill(int(pid), 0)
+        return _pid_alive(int(pid))
+    except (ValueError, OverflowError):
+        return True
+
+
+def _pid_alive(pid: int) -> bool:
+    """A process of this host with this pid exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, ValueError, OverflowError):
+    except (PermissionError, OverflowError):
         return True
     try:  # a killed process nobody has reaped yet is a zombie: gone all the same
-        with open(f"/proc/{int(pid)}/stat") as f:
+        with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
@@ -376,6 +513,11 @@ class Store:
 
     def results_db(self) -> Path:
         return self.root / "results.duckdb"
+
+    @property
+    def replaced(self) -> Path:
+        """Where `--rerun-changed` keeps the run directories of an earlier configuration."""
+        return self.root / "replaced"
 
 
 # -- data cache ---------------------------------------------------------------------------------------

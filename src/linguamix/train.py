@@ -48,17 +48,20 @@ class Setup:
 
 
 def train(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progress: bool = True) -> TrainResult:
-    from .trainer import install_sigterm_handler, preempted
+    from .trainer import install_sigterm_handler, preempted, restore_signal_handlers
 
     if (rd.model_dir / SELECTED).exists():  # finished before: never retrained
         sel = json.loads((rd.model_dir / SELECTED).read_text())
         return TrainResult(rd.model_dir, sel.get("epoch"), sel.get("avg_acc"))
-    install_sigterm_handler()
-    s = setup(cfg, spec, rd, model_path=model_path, progress=progress)
-    s.trainer.train(resume_from_checkpoint=s.resume)  # fit
-    if preempted():
-        return TrainResult(rd.model_dir, None, None, preempted=True)
-    return finalize(s, rd)
+    previous = install_sigterm_handler()
+    try:
+        s = setup(cfg, spec, rd, model_path=model_path, progress=progress)
+        s.trainer.train(resume_from_checkpoint=s.resume)  # fit
+        if preempted():
+            return TrainResult(rd.model_dir, None, None, preempted=True)
+        return finalize(s, rd)
+    finally:
+        restore_signal_handlers(previous)
 
 
 def setup(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progress: bool) -> Setup:
@@ -87,7 +90,7 @@ def setup(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progr
                        trust_remote_code=model_cfg.trust_remote_code, revision=model_cfg.revision)
     check_special_tokens(model, tok, model_path)
 
-    resume = _latest_checkpoint(rd.checkpoints)
+    resume = usable_checkpoint(rd, main=main)
     resumed_step = json.loads((Path(resume) / "trainer_state.json").read_text())["global_step"] if resume else 0
     curve = [c for c in rd.read_selection() if c["step"] <= resumed_step]
     best_file = rd.checkpoints / "best" / "linguamix_best.json"
@@ -233,6 +236,47 @@ def _examples(rows: list[dict[str, Any]]) -> dict[str, list[Example]]:
     return out
 
 
-def _latest_checkpoint(folder: Path) -> str | None:
-    ckpts = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
-    return str(max(ckpts, key=lambda p: int(p.name.split("-")[1]))) if ckpts else None
+def usable_checkpoint(rd: RunDir, *, main: bool = True) -> str | None:
+    """The newest training checkpoint that can be read; a broken one (a crash while it was written, a
+    truncated file) is moved to `train.corrupt/` with a one-line notice, and the one before it is used
+    (or training restarts when none is left)."""
+    ckpts = sorted((p for p in rd.checkpoints.glob("checkpoint-*") if p.name.split("-", 1)[1].isdigit()),
+                   key=lambda p: int(p.name.split("-", 1)[1]), reverse=True)
+    for ckpt in ckpts:
+        problem = checkpoint_problem(ckpt)
+        if problem is None:
+            return str(ckpt)
+        if main:
+            aside = rd.path / "train.corrupt" / ckpt.name
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(aside, ignore_errors=True)
+            ckpt.rename(aside)
+            notice = f"{ckpt}: unusable checkpoint ({problem}); moved to {aside}, resuming from the one before"
+            print(f"linguamix: {notice}", flush=True)
+            rd.log("events", {"event": "corrupt_checkpoint", "checkpoint": str(ckpt), "problem": problem})
+    return None
+
+
+def checkpoint_problem(ckpt: Path) -> str | None:
+    """Why a trainer checkpoint cannot be resumed from, or None: its state file parses, every safetensors
+    header and every torch zip archive (optimizer, scheduler, RNG states) is whole."""
+    import zipfile
+
+    from safetensors import SafetensorError, safe_open
+
+    state = ckpt / "trainer_state.json"
+    try:
+        int(json.loads(state.read_text())["global_step"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"{state.name}: {type(e).__name__}"
+    for f in sorted(ckpt.iterdir()):
+        try:
+            if f.suffix == ".safetensors":
+                with safe_open(str(f), "pt") as weights:
+                    weights.keys()
+            elif f.suffix in (".pt", ".pth", ".bin"):
+                with zipfile.ZipFile(f) as z:
+                    z.namelist()
+        except (SafetensorError, zipfile.BadZipFile, OSError) as e:
+            return f"{f.name}: {str(e).splitlines()[0][:120] or type(e).__name__}"
+    return None

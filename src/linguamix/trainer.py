@@ -155,14 +155,26 @@ class _Preempted:
     flag = False
 
 
-def install_sigterm_handler() -> None:
-    """SLURM preemption/time-limit: finish the current step, save a checkpoint, stop."""
+def install_sigterm_handler() -> dict[int, Any]:
+    """SLURM preemption/time-limit: finish the current step, save a checkpoint, stop. -> the handlers it
+    replaced (`restore_signal_handlers` puts them back once training is over)."""
     def handler(signum, frame):
         _Preempted.flag = True
+    previous = {}
     for sig in (signal.SIGTERM, signal.SIGUSR1):
         try:
-            signal.signal(sig, handler)
+            previous[sig] = signal.signal(sig, handler)
         except (ValueError, OSError):  # not the main thread
+            pass
+    return previous
+
+
+def restore_signal_handlers(previous: dict[int, Any]) -> None:
+    """After training a SIGTERM means "stop now" again (an evaluation has no checkpoint to save)."""
+    for sig, old in previous.items():
+        try:
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        except (ValueError, OSError):
             pass
 
 

@@ -129,8 +129,10 @@ def _read_table_file(path: Path, columns: list[str] | None = None) -> pd.DataFra
                 have = set(pq.read_schema(path).names)
                 columns = [c for c in columns if c in have]
             return pd.read_parquet(path, columns=columns)
-        if suffix == ".jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
+        if suffix == ".jsonl":  # the store's reader: a bad line is named
+            from ..store import iter_records
+
+            return pd.DataFrame([r for _, r in iter_records(path)])
     except (OSError, ValueError, pd.errors.ParserError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DataError(f"{path}: cannot read ({first})") from None
@@ -154,6 +156,8 @@ def _read_duckdb(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
             have = {r[0] for r in con.execute("DESCRIBE predictions").fetchall()}
             cols = [c for c in (*PREDICTION_COLUMNS, "seed") if c in have]
             preds = con.execute(f"SELECT {', '.join(cols)} FROM predictions").df() if cols else pd.DataFrame()
+    except duckdb.Error as e:  # a truncated or damaged file fails at the first read, not at connect
+        raise DataError(f"{path}: cannot read as DuckDB ({str(e).splitlines()[0][:200]})") from None
     finally:
         con.close()
     return table, preds

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from ..errors import EXIT_INTERRUPTED, EXIT_OK, LinguamixError
+from ..errors import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, LinguamixError
 from . import analyze, bench, common, data, design, run, study
 
 
@@ -59,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as e:  # a file the command reads or writes: its name and the system's reason, one line
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"linguamix: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 emit = common.emit

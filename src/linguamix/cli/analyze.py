@@ -15,12 +15,14 @@ def cmd_analyze(args) -> int:
     from ..analysis.options import AnalysisOptions
     from ..analysis.pipeline import run_analysis, write_outputs
     from ..report import write_report
+    from ..store import staged_dir
 
     start = time.perf_counter()
     options = override(AnalysisOptions(), args, ANALYSIS_FLAGS)
     results = load_results(args.results, predictions=args.predictions)
-    analysis = write_outputs(run_analysis(results, options), args.out)
-    write_report(analysis, args.out)
+    analysis = run_analysis(results, options)
+    with staged_dir(args.out) as stage:  # every report file appears, or none changes
+        write_report(write_outputs(analysis, stage), stage)
     say(f"analysed {len(results.rows)} rows in {time.perf_counter() - start:.1f} s; "
         f"report: {args.out}/report.md, {args.out}/index.html")
     return 0

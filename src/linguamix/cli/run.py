@@ -56,11 +56,11 @@ def cmd_evaluate(args) -> int:
 
     from ..evaluate import evaluate_request, parse_langs, resolve_request, with_test_source
 
-    langs = parse_langs(args.langs) if args.langs is not None else None
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {args.limit}")
     req = resolve_request(args.model, config=args.config)
-    with req.cfg.language_scope():  # a run's own config may carry extra languages
+    with req.cfg.language_scope():  # the config's (or the run's) extra languages count for --langs too
+        langs = parse_langs(args.langs) if args.langs is not None else None
         cfg = with_test_source(req.cfg, args.task, args.test_source, args.test_format)
         tc = cfg.task(args.task)
         cfg = cfg.model_copy(update={"eval": override(cfg.eval, args, EVAL_FLAGS),
@@ -101,13 +101,15 @@ def cmd_score(args) -> int:
             rows.append(score_row(row, args.task, mode=args.mode))
         except ValueError as e:
             raise DataError(f"{path}: line {n}: {e}") from None
-    store.write_jsonl(args.output, rows)
     per_lang = summarize(rows, "lang", task=args.task)
     overall = summarize(rows, None, task=args.task)
+    outputs = {Path(args.output): store.jsonl_text(rows)}
     if args.summary:
-        store.write_json(args.summary, {"task": args.task, "mode": args.mode, "input": str(path),
-                                        "overall": overall[0] if overall else None, "languages": per_lang})
-    else:
+        outputs[Path(args.summary)] = store.json_text({"task": args.task, "mode": args.mode, "input": str(path),
+                                                       "overall": overall[0] if overall else None,
+                                                       "languages": per_lang})
+    store.write_files(outputs)  # both or neither
+    if not args.summary:
         emit(per_lang + [{"lang": "ALL", **o} for o in overall], "table", out=sys.stderr)
     return 0
 

@@ -11,19 +11,26 @@ ONLY_HELP = ("only runs matching KEY=VALUE[|VALUE...], comma-separated, repeatab
              "kind (train|baseline), seed")
 
 
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # the orchestrator's Ctrl-C path: stop the active runs (a training run saves)
+
+
 def cmd_study_run(args) -> int:
+    import signal
+
     from ..runs import parse_only
     from ..study.executors import make_executor
     from ..study.loop import run_study
 
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     cfg = load_study(args.config)
     cfg = cfg.model_copy(update={"executor": override(cfg.executor, args, EXECUTOR_FLAGS)})
     only = parse_only(args.only)
     build_models(cfg)
     executor = make_executor(cfg, args.executor, isolation=args.isolation, gpus_per_run=args.gpus_per_run)
     try:
-        report = run_study(cfg, args.config, executor, only=only, allow_config_change=args.allow_config_change,
-                           progress=not args.quiet)
+        report = run_study(cfg, args.config, executor, only=only, progress=not args.quiet,
+                           changed="rerun" if args.rerun_changed else "accept" if args.accept_changed else "refuse")
     finally:
         if hasattr(executor, "close"):
             executor.close()
@@ -66,7 +73,7 @@ def cmd_study_run_one(args) -> int:
 def cmd_collect(args) -> int:
     from ..collect import collect
 
-    res = collect(load_study(args.config), out=args.out, fmt=args.format)
+    res = collect(load_study(args.config), out=args.out, fmt=args.format, accept_changed=args.accept_changed)
     say(f"wrote {res.path} ({res.format}): " + ", ".join(f"{t} {n}" for t, n in res.rows.items()) + " rows")
     return 0
 
@@ -93,8 +100,12 @@ def _run_args(p) -> None:
                    "run at a time, pool for --max-parallel > 1; with GPUs: process)")
     p.add_argument("--gpus-per-run", type=int, help="local: GPUs per training run (default: all visible GPUs when "
                                                     "train.accelerate_config is set, else 1)")
-    p.add_argument("--allow-config-change", action="store_true",
-                   help="reuse run directories although their config changed")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--rerun-changed", action="store_true", help="redo runs made under another configuration (their "
+                   "old directories are kept under <output_dir>/replaced/); without this or --accept-changed, such "
+                   "runs stop the study before anything starts")
+    g.add_argument("--accept-changed", action="store_true", help="keep the results of runs made under another "
+                   "configuration (recorded in their status and in the results database)")
 
 
 def _status_args(p) -> None:
@@ -118,6 +129,8 @@ def _collect_args(p) -> None:
     p.add_argument("--out", help="DuckDB file (default: <output_dir>/results.duckdb), or a directory for Parquet")
     p.add_argument("--format", choices=("duckdb", "parquet"),
                    help="default: duckdb, or parquet when --out is a directory (ends with /)")
+    p.add_argument("--accept-changed", action="store_true", help="collect runs made under another configuration "
+                   "too (marked in the runs table's config_changed column); without it they are refused")
 
 
 def _demo_args(p) -> None:

@@ -6,6 +6,7 @@ functions, so the prompt tokens a model is trained on are exactly the ones it is
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -16,6 +17,7 @@ def load_tokenizer(ident: str, *, trust_remote_code: bool = False, revision: str
     `hub`: more `from_pretrained` arguments (e.g. `local_files_only=True`)."""
     from transformers import AutoTokenizer
 
+    check_model_path(ident)
     try:
         tok = AutoTokenizer.from_pretrained(ident, trust_remote_code=trust_remote_code, revision=revision, **hub)
     except (OSError, ValueError) as e:
@@ -26,6 +28,17 @@ def load_tokenizer(ident: str, *, trust_remote_code: bool = False, revision: str
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token  # labels are masked by position, so pad == eos is harmless
     return tok
+
+
+def check_model_path(ident: str, *, needs_config: bool = False) -> None:
+    """A path that is not there is named as such (not as a malformed hub id): hub ids are `org/name`.
+    `needs_config`: a local folder must hold a model's config.json (not only a tokenizer)."""
+    p = Path(ident).expanduser()
+    looks_like_path = ident.startswith(("/", "./", "../", "~")) or ident.count("/") > 1 or "\\" in ident
+    if looks_like_path and not p.exists():
+        raise ConfigError(f"model '{ident}': no such directory")
+    if needs_config and p.is_dir() and not (p / "config.json").exists():
+        raise ConfigError(f"model '{ident}': a directory without config.json (not a model folder)")
 
 
 def tokenizer_fingerprint(tok) -> str:

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..config import StudyConfig
-from ..errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED
+from ..errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, ConfigError
 from ..mixtures import Mixture, languages_of
 from ..records import RunSpec
-from ..runs import select
+from ..runs import changed_runs, describe_changed, run_hash, select
 from ..store import Store
 from .executors import Executor, Job, Outcome, make_job
 from .state import format_seconds
@@ -44,16 +44,23 @@ class StudyReport:
         return EXIT_FAILED if self.failed else EXIT_PREEMPTED if self.pending else EXIT_OK
 
 
+CHANGED = ("refuse", "rerun", "accept")
+"""What `study run` does with runs made under another configuration (`--rerun-changed`, `--accept-changed`)."""
+
+
 def run_study(cfg: StudyConfig, config_path: str, executor: Executor, *, only: dict[str, set[str]] | None = None,
-              max_retries: int | None = None, allow_config_change: bool = False, progress: bool = True,
+              max_retries: int | None = None, changed: str = "refuse", progress: bool = True,
               poll_s: float = 0.5, prepare_data: bool = True, out=None) -> StudyReport:
     """Run every selected run that is not complete on `executor`, retrying failures up to `max_retries`
-    times; print a line per start and finish, and return the report (whose exit_code the CLI returns)."""
+    times; print a line per start and finish, and return the report (whose exit_code the CLI returns).
+    Runs made under another configuration are refused (ConfigError listing them and what changed), redone
+    from scratch (`changed="rerun"`; the old directory is kept under `replaced/`) or kept (`"accept"`)."""
     out = out or sys.stderr
     say = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
     t0 = time.time()
     store = Store(cfg.output_path)
     specs = select(cfg, only)
+    accepted = _settle_changed(cfg, config_path, specs, store, changed, say)
     todo = sorted((s for s in specs if not store.run(s).is_complete()), key=lambda s: -_work(cfg, s))
     report = StudyReport(selected=len(specs), skipped=len(specs) - len(todo))
     say(f"study {cfg.name}: {len(specs)} runs selected, {report.skipped} complete (skipped), {len(todo)} to run "
@@ -65,7 +72,7 @@ def run_study(cfg: StudyConfig, config_path: str, executor: Executor, *, only: d
     loop = _Loop(cfg, store, executor, report, say, t0,
                  retries=cfg.executor.max_retries if max_retries is None else max_retries, todo=todo)
     queue = deque(make_job(cfg, config_path, s, store.run(s), executor=executor,
-                           allow_config_change=allow_config_change, progress=progress) for s in todo)
+                           allow_config_change=s.name in accepted, progress=progress) for s in todo)
     active: dict[Any, Job] = dict(executor.adopt(list(queue)))
     if active:  # jobs an earlier orchestrator submitted are still queued or running: wait for them
         names = {job.spec.name for job in active.values()}
@@ -98,6 +105,29 @@ def run_study(cfg: StudyConfig, config_path: str, executor: Executor, *, only: d
     report.seconds = round(time.time() - t0, 1)
     _final(report, say)
     return report
+
+
+def _settle_changed(cfg: StudyConfig, config_path: str, specs: list[RunSpec], store: Store, changed: str,
+                    say: Callable[[str], None]) -> set[str]:
+    """Deal with runs of another configuration before anything starts; -> names of accepted unfinished runs
+    (their jobs continue under the new configuration)."""
+    if changed not in CHANGED:
+        raise ValueError(f"changed must be one of {CHANGED}")
+    drift = changed_runs(cfg, specs, store)
+    if not drift:
+        return set()
+    if changed == "refuse":
+        raise ConfigError(f"{config_path}: {describe_changed(drift)}; redo them with --rerun-changed, or keep their "
+                          "results with --accept-changed")
+    for c in drift:
+        rd = store.run(c.spec)
+        if changed == "rerun":
+            say(f"study: {c.spec.name}: config changed ({', '.join(c.fields)}); old results kept in "
+                f"{rd.set_aside(store.replaced)}, redoing it")
+        else:
+            rd.accept_config(run_hash(cfg, c.spec), list(c.fields))
+            say(f"study: {c.spec.name}: config changed ({', '.join(c.fields)}); its results are kept (--accept-changed)")
+    return {c.spec.name for c in drift if changed == "accept" and not c.complete}
 
 
 class _Loop:

@@ -36,6 +36,7 @@ bit for bit, accidents included; see `_mcot_compat`.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import unicodedata
@@ -47,6 +48,10 @@ from .. import languages
 from .base import cut_at_stop
 
 MODES = ("default", "mcot_compat")
+MAX_CHARS = 16_384
+"""Characters of a completion the extractor reads (after the stop cut): the last ones, where the answer
+is. mCoT-7B's longest MGSM answer has 5,723; the bound keeps a degenerate megabyte-long generation from
+stalling an evaluation (every step below is linear in what is read)."""
 PIVOT_LANG = "en"
 """Answer phrases of this language are accepted in every language, because models switch to English
 for the final sentence (lm-eval even scores bn with the English phrase)."""
@@ -168,20 +173,29 @@ def parse_number(text: str, lang: str) -> float | None:
 
 # -- extraction ---------------------------------------------------------------------------------------
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BRACE = re.compile(r"[{}]")
+_DIGIT = re.compile(r"[0-9]")
+_NEWLINE = re.compile(r"\n")
+_NONSPACE = re.compile(r"\S")
 
 
 def _last_boxed(text: str) -> tuple[int, int] | None:
-    """(start, end) of the content of the last `\\boxed{...}` with balanced braces."""
-    for m in reversed(list(_BOXED.finditer(text))):
-        depth, i = 1, m.end()
-        while i < len(text):
-            if text[i] == "{":
-                depth += 1
-            elif text[i] == "}":
-                depth -= 1
-                if depth == 0:
-                    return m.end(), i
-            i += 1
+    """(start, end) of the content of the last `\\boxed{...}` whose brace is closed (one pass over the
+    braces, so a text with thousands of unclosed boxes stays linear)."""
+    starts = [m.end() for m in _BOXED.finditer(text)]
+    if not starts:
+        return None
+    closing: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACE.finditer(text):
+        if m.group() == "{":
+            stack.append(m.start())
+        elif stack:
+            closing[stack.pop()] = m.start()
+    for start in reversed(starts):
+        end = closing.get(start - 1)
+        if end is not None:
+            return start, end
     return None
 
 
@@ -243,6 +257,8 @@ def extract_math_answer(completion: str, lang: str, *, stop: Iterable[str] | Non
     `stop`: cut the completion at these strings first; None or () keeps it whole.
     """
     original = cut_at_stop(completion, stop)
+    if len(original) > MAX_CHARS:  # the answer is at the end: keep the tail
+        original = original[-MAX_CHARS:]
     text = fold_digits(original)
 
     def found(num: _Number, route: Route) -> MathExtraction:
@@ -255,10 +271,24 @@ def extract_math_answer(completion: str, lang: str, *, stop: Iterable[str] | Non
             n = nums[-1]
             return found(_Number(n.value, boxed[0] + n.start, boxed[0] + n.end), "boxed")
 
-    for m in reversed(_phrase_matches(text, lang)):
-        num = _number_after_phrase(text, m.end(), lang)
-        if num is not None:
-            return found(num, "phrase")
+    phrases = _phrase_matches(text, lang)
+    if phrases:
+        digits = [m.start() for m in _DIGIT.finditer(text)]
+        newlines = [m.start() for m in _NEWLINE.finditer(text)]
+        for m in reversed(phrases):
+            # only a phrase with a digit after it on its line, or a blank rest of line (the number may be on
+            # the next one), can give a number: others are skipped without reading their line, so a text
+            # full of answer phrases stays linear
+            start = m.end()
+            k = bisect.bisect_left(newlines, start)
+            line_end = newlines[k] if k < len(newlines) else len(text)
+            d = bisect.bisect_left(digits, start)
+            blank = _NONSPACE.search(text, start, line_end) is None
+            if not (d < len(digits) and digits[d] < line_end) and not (blank and line_end < len(text)):
+                continue
+            num = _number_after_phrase(text, start, lang)
+            if num is not None:
+                return found(num, "phrase")
 
     nums = find_numbers(text, lang)
     if nums:
@@ -268,17 +298,21 @@ def extract_math_answer(completion: str, lang: str, *, stop: Iterable[str] | Non
 
 # -- scoring ------------------------------------------------------------------------------------------
 def parse_gold(gold: Any) -> float:
-    """A gold answer as a float: numbers as they are, strings with thousands commas removed (`"2,125"`)."""
-    if isinstance(gold, bool):
-        raise ValueError(f"gold answer must be a number, got {gold!r}")
-    if isinstance(gold, (int, float)):
-        return float(gold)
-    if isinstance(gold, str):
+    """A gold answer as a float: numbers as they are, strings with thousands commas removed (`"2,125"`).
+    Not a number, NaN and infinities are errors (a NaN gold could never be matched: a silent zero)."""
+    value = None
+    if isinstance(gold, (int, float)) and not isinstance(gold, bool):
+        value = float(gold)
+    elif isinstance(gold, str):
         try:
-            return float(gold.strip().replace(",", ""))
+            value = float(gold.strip().replace(",", ""))
         except ValueError:
             pass
-    raise ValueError(f"gold answer must be a number or a numeric string, got {gold!r}")
+    if value is None:
+        raise ValueError(f"gold answer must be a number or a numeric string, got {gold!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"gold answer must be a finite number, got {gold!r}")
+    return value
 
 
 def numbers_equal(pred: float | None, gold: float) -> bool:

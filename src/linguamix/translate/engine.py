@@ -149,9 +149,13 @@ class Engine:
         choice = data["choices"][0]
         usage = data.get("usage") or {}
         if data.get("model"):
-            self.served_models.add(str(data["model"]))
-        return Reply(content=choice["message"].get("content"), finish_reason=choice.get("finish_reason"),
-                     model=data.get("model"),
+            self.served_models.add(self._scrub(str(data["model"])))
+        content = choice["message"].get("content")
+        # every reply is stored (cache, rejects): a server that echoes the request's headers must not
+        # get the key written to disk
+        return Reply(content=self._scrub(content) if isinstance(content, str) else content,
+                     finish_reason=choice.get("finish_reason"), model=self._scrub(str(data["model"]))
+                     if data.get("model") else None,
                      usage={k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens")})
 
 

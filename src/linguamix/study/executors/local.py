@@ -166,9 +166,19 @@ class ProcessExecutor:
 _WORKER_CONFIGS: dict[str, StudyConfig] = {}
 
 
-def _pool_init(threads: int) -> None:
-    """Worker start: its share of the cores (tiny models run fastest single-threaded, and two workers
-    with one thread each do not spin-wait on each other)."""
+def _pool_init(threads: int, parent: int) -> None:
+    """Worker start: it dies with the orchestrator (a killed `study run` leaves no worker behind: the
+    run it was on resumes from its last checkpoint on the next `study run`), and takes its share of the
+    cores (tiny models run fastest single-threaded, and two workers with one thread each do not
+    spin-wait on each other)."""
+    import signal
+
+    from .base import _PRCTL
+
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the orchestrator died before the line above
+        os._exit(1)
     import torch
 
     torch.set_num_threads(threads)
@@ -199,7 +209,7 @@ class PoolExecutor:
         self.threads = threads or max(1, cores // self.workers)
         self.cfg = cfg
         self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_pool_init, initargs=(self.threads,))
+                                         initializer=_pool_init, initargs=(self.threads, os.getpid()))
         self.active: dict[int, tuple[Any, Job, float]] = {}
         self._next = 0
         self.name = f"local executor ({self.workers} worker process(es), {self.threads} thread(s) each)"
@@ -236,6 +246,11 @@ class PoolExecutor:
         time.sleep(seconds)
 
     def stop(self) -> None:
+        """SIGTERM to every worker (a training run saves a checkpoint and returns), then let the pool go."""
+        workers = list(getattr(self._pool, "_processes", {}).values())  # CPython's worker processes
+        for p in workers:
+            if p.is_alive():
+                p.terminate()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def adopt(self, jobs: list[Job]) -> dict[Any, Job]:
