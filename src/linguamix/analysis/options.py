@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 class AnalysisOptions(BaseModel):
     """How `linguamix analyze` analyses a results table (its flags are these fields)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False)
 
     seed: int = 0
     """Seeds the bootstrap resamples and the regression's 70/30 split."""
