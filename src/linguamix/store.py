@@ -260,6 +260,15 @@ def _json_default(o: Any) -> Any:
         raise TypeError(f"not JSON serialisable: {type(o).__name__}") from None
 
 
+def sha256_file(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks (source checksums in manifests, input hashes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def config_hash(obj: Any) -> str:
     """Stable short hash of any JSON-able object (keys sorted): the key of run directories and caches."""
     blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()

@@ -32,15 +32,14 @@ then the seeds are pooled (n and correct summed) and the report says so.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from .. import languages
-from .. import tasks
+from .. import languages, tasks
 from ..errors import DataError
+from ..store import sha256_file
 from ..mixtures import PRETRAINED
 
 REQUIRED_COLUMNS = ("model", "family", "size_b", "task", "mixture", "train_langs", "n_train_langs",
@@ -63,14 +62,6 @@ class ResultsTable:
     """KEY + item_id + correct (bool), or None when no per-item predictions were given."""
     notes: tuple[str, ...] = field(default_factory=tuple)
     """Things the reader did that the report must state (e.g. pooled seeds)."""
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_results(path: str | Path, *, predictions: str | Path | None = None) -> ResultsTable:
@@ -97,13 +88,13 @@ def load_results(path: str | Path, *, predictions: str | Path | None = None) -> 
         line_offset = None
     else:
         raise DataError(f"{path}: unsupported results format '{suffix}' (use .csv, .parquet or .duckdb)")
-    digest = file_sha256(path)
+    digest = sha256_file(path)
     if predictions is not None:
         pred_path = Path(predictions)
         if not pred_path.is_file():
             raise DataError(f"{pred_path}: predictions file not found")
         pred_df = _read_table_file(pred_path, columns=[*PREDICTION_COLUMNS, "seed"])
-        digest = f"{digest}+{file_sha256(pred_path)}"
+        digest = f"{digest}+{sha256_file(pred_path)}"
         pred_source = str(pred_path)
     else:
         pred_source = f"{path}:predictions"

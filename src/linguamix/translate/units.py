@@ -3,7 +3,6 @@ JSON *view*, read from the source files, and how a translated view is put back i
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from typing import Any
 
 from ..data.loaders.apibank import read_dialogue
 from ..errors import DataError
-from ..store import iter_records, read_json
+from ..store import iter_records, read_json, sha256_file
 from ..tasks.api_call import parse_exact, python_literal, render_call
 from . import validate as V
 
@@ -64,7 +63,7 @@ class SourceFile:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        return sha256_file(self.path)
 
 
 def _fixed_values(turns: list[dict[str, Any]]) -> tuple[str, ...]:

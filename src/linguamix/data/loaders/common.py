@@ -1,12 +1,12 @@
 """What every loader shares: where a source lives, the hub, and the record of files read."""
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
 
 from ...errors import DataError
+from ...store import sha256_file
 
 
 class Loaded(dict):
@@ -27,14 +27,6 @@ def resolve(source: str, base_dir: str | Path = ".") -> Path | str:
         return source  # looks like a hub id
     raise DataError(f"data source '{source}' not found (relative paths are taken from the config's folder "
                     f"{base_dir})")
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def file_record(path: Path) -> dict[str, str]:
