@@ -18,7 +18,8 @@ ELEVEN = ["en", "es", "ja", "bn", "sw", "te", "fr", "de", "ru", "zh", "th"]
 def test_mgsm_all_eleven_files(shared_data):
     loaded = load("mgsm", shared_data / "mgsm", ELEVEN)
     assert {lang: len(v) for lang, v in loaded.items()} == {lang: 250 for lang in ELEVEN}
-    parallel, dropped = pools.check_parallel(loaded, source="mgsm")
+    assert loaded.positional  # no ids in MGSM: paired by position, golds checked
+    parallel, dropped = pools.check_parallel(loaded, source="mgsm", positional=True)
     assert dropped == []
     answers = {lang: [it.answer for it in items.values()] for lang, items in parallel.items()}
     assert all(a == answers["en"] for a in answers.values())  # identical golds in every language
@@ -124,7 +125,7 @@ def test_bad_dialogue_line(tmp_path):
 def test_msvamp_parallel_with_worked_equations(shared_data):
     langs = ["en", "es", "ja", "bn", "sw", "fr", "de", "ru", "zh", "th"]
     loaded = load("msvamp", shared_data / "mcot" / "msvamp", langs)
-    parallel, dropped = pools.check_parallel(loaded, source="msvamp")
+    parallel, dropped = pools.check_parallel(loaded, source="msvamp", positional=loaded.positional)
     assert dropped == [] and all(len(v) == 1000 for v in parallel.values())
     first = parallel["en"]["msvamp-0000"]
     assert first.answer == 8 and first.solution == "18 - 10 = 8. The answer is 8."

@@ -147,7 +147,7 @@ def prepare(cfg: StudyConfig, task: str, tok, store: Store, *, langs: list[str],
 
         selection = pools.select(list(first), n_train=tc.train_per_lang, n_val=tc.val_per_lang,
                                  seed=cfg.data_seed, lengths=lengths, max_length=tc.max_length,
-                                 source=f"{label}: {len(first)} parallel items")
+                                 source=label)
         if bar is not None:
             bar.close()
         if cache:

@@ -107,7 +107,8 @@ def show_examples(cfg: StudyConfig, task: str, split: str, lang: str, n: int, to
         if lang not in cfg.eval.languages:
             raise ConfigError(f"language '{lang}' is not evaluated by this study (eval.languages: "
                               f"{', '.join(cfg.eval.languages)})")
-        examples = load_test_with_sources(cfg, task, [lang])[0][lang][:n]
+        # every evaluated language is loaded, as evaluation does: the parallel checks run here too
+        examples = load_test_with_sources(cfg, task, list(cfg.eval.languages))[0][lang][:n]
     else:
         langs = training_languages(cfg)
         if lang not in langs:

@@ -77,15 +77,15 @@ def _check_positional(by_lang: dict[str, dict], source: str, where: dict[str, st
         ids, golds = list(rows), [gold_identity(x) for x in rows.values()]
         if ids == ref_ids and golds == ref_golds:
             continue
-        files = f"{_at(source, where, lang)} vs {_at(source, where, ref)}"
+        at, other = _at(source, where, lang), _at(source, where, ref)
         if len(ids) != len(ref_ids) or ids != ref_ids:
-            raise DataError(f"{source}: {lang} has {len(ids)} items, {ref} {len(ref_ids)} ({files}); the ids are "
-                            f"positions in the files, so they cannot be paired: {_first_gap(ref, ref_ids, ref_golds, lang, ids, golds)}")
+            raise DataError(f"{at}: {len(ids)} items in {lang}, {len(ref_ids)} in {ref} ({other}); items are paired "
+                            f"by position ({source}): {_first_gap(ref, ref_ids, ref_golds, lang, ids, golds)}")
         bad = [(i, a, b) for i, a, b in zip(ids, ref_golds, golds) if a != b]
         shown = "; ".join(f"'{i}': {ref}={_show(a)}, {lang}={_show(b)}" for i, a, b in bad[:3])
-        raise DataError(f"{source}: golds disagree between {ref} and {lang} ({files}) at {len(bad)} of {len(ids)} "
-                        f"items, first {shown}: the rows of one file are in another order or are not the same "
-                        f"problems (MGSM/MSVAMP items are paired by position)")
+        raise DataError(f"{at}: golds disagree between {ref} and {lang} at {len(bad)} of {len(ids)} items, first "
+                        f"{shown}: its rows are in another order than {other}'s or are not the same problems "
+                        f"(items are paired by position; {source})")
 
 
 def _first_gap(ref: str, ref_ids: list, ref_golds: list, lang: str, ids: list, golds: list) -> str:
@@ -159,11 +159,11 @@ def select(ids: Sequence[str], *, n_train: int | None, n_val: int, seed: int,
                 longest[lang] = max(longest.get(lang, 0), per_lang[lang][item_id])
     kept = kept[:wanted]
     if len(kept) < n_val + 1:
-        raise DataError(f"{source}: only {len(kept)} item(s) left after the length filter "
+        raise DataError(f"{source}: only {len(kept)} of its {len(order)} item(s) left after the length filter "
                         f"(max_length={max_length}, dropped {len(too_long)}); need at least {n_val + 1}")
     if n_train is not None and len(kept) < wanted:
-        raise DataError(f"{source}: {len(kept)} items available after the length filter, need "
-                        f"{n_val} validation + {n_train} training")
+        raise DataError(f"{source}: {len(kept)} of its {len(order)} items available after the length filter "
+                        f"({len(too_long)} longer than max_length), need {n_val} validation + {n_train} training")
     return Selection(train_ids=tuple(kept[n_val:]), val_ids=tuple(kept[:n_val]),
                      dropped_too_long=tuple(too_long), longest=longest)
 
