@@ -135,3 +135,38 @@ def test_loose_literal_reads_toolsearcher_reprs():
     assert got == {"name": "X", "input_parameters": ["none"], "d": "the user's id", "t": "str"}
     with pytest.raises(ValueError, match="unterminated string"):
         T.loose_literal("{'name': 'X}")
+
+
+def translated_bank(tmp_path, edit):
+    """A two-language mAPICall-Bank of the lv1 fixture: es rows carry ids (as `linguamix translate` writes)."""
+    rows = json.loads((HUB / "training-data" / "lv1-api-train.json").read_text("utf-8"))
+    rows = [{**r, "id": f"lv1-api-train#{i}"} for i, r in enumerate(rows)]
+    for lang, lang_rows in (("en", rows), ("es", edit([dict(r) for r in rows]))):
+        (tmp_path / lang / "training-data").mkdir(parents=True)
+        (tmp_path / lang / "training-data" / "lv1-api-train.json").write_text(json.dumps(lang_rows), encoding="utf-8")
+    return tmp_path
+
+
+def test_translated_rows_paired_by_id_a_reject_dropped_everywhere(tmp_path):
+    from linguamix.data import pools
+
+    bank = translated_bank(tmp_path, lambda rows: rows[:1] + rows[2:])  # row 1 rejected by the translator
+    loaded = loaders.BUILTIN["mapicall-bank"](bank, ["en", "es"], {"split": "train"})
+    with pytest.raises(DataError, match=r"first mismatches: 'lv1-api-train#1' missing in es"):
+        pools.check_parallel(loaded, source="t", check_golds=loaded.check_golds)
+    parallel, dropped = pools.check_parallel(loaded, source="t", allow_missing=True, check_golds=loaded.check_golds)
+    assert dropped == ["lv1-api-train#1"] and list(parallel["es"]) == ["lv1-api-train#0", "lv1-api-train#2",
+                                                                       "lv1-api-train#3"]
+
+
+def test_translated_rows_must_keep_the_gold_api(tmp_path):
+    from linguamix.data import pools
+
+    def rename(rows):
+        rows[2]["output"] = rows[2]["output"].replace("get_thermostat_status", "set_thermostat")
+        return rows
+
+    loaded = loaders.BUILTIN["mapicall-bank"](translated_bank(tmp_path, rename), ["en", "es"], {"split": "train"})
+    with pytest.raises(DataError, match=r"es/training-data/lv1-api-train.json: the gold of 1 item\(s\) differs between "
+                                        r"languages, first 'lv1-api-train#2': en=\('get_thermostat_status'"):
+        pools.check_parallel(loaded, source="t", check_golds=loaded.check_golds, where=loaded.where)

@@ -129,7 +129,8 @@ def prepare(cfg: StudyConfig, task: str, tok, store: Store, *, langs: list[str],
     allow_missing = bool(tc.train.options.get("allow_missing", False))
     label = f"{task} training data ({tc.train.source})"
     parallel, missing = pools.check_parallel(render_all(task, loaded), source=label, allow_missing=allow_missing,
-                                             positional=loaded.positional, where=loaded.where)
+                                             positional=loaded.positional, check_golds=loaded.check_golds,
+                                             where=loaded.where)
     first = next(iter(parallel.values()))
     if cache and ddir.selection_file.exists():
         doc = read_json(ddir.selection_file)
@@ -252,7 +253,8 @@ def load_test_with_sources(cfg: StudyConfig, task: str, langs: list[str]) -> tup
     tc = cfg.task(task)
     loaded = loaders.load(tc.test, task=task, langs=langs, base_dir=cfg.base_dir)
     parallel, _ = pools.check_parallel(render_all(task, loaded), source=f"{task} test data ({tc.test.source})",
-                                       positional=loaded.positional, where=loaded.where)
+                                       positional=loaded.positional, check_golds=loaded.check_golds,
+                                       where=loaded.where)
     return {lang: list(exs.values()) for lang, exs in parallel.items()}, loaded
 
 

@@ -103,6 +103,8 @@ def show_examples(cfg: StudyConfig, task: str, split: str, lang: str, n: int, to
     validation in their seeded order (as `data build` selects them), test in file order."""
     if split not in SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+    if n < 1:
+        raise ConfigError(f"--n must be at least 1, got {n}")
     if split == "test":
         if lang not in cfg.eval.languages:
             raise ConfigError(f"language '{lang}' is not evaluated by this study (eval.languages: "

@@ -10,7 +10,7 @@ from ..errors import DataError
 
 
 def check_parallel(items: dict[str, list], *, source: str, allow_missing: bool = False, positional: bool = False,
-                   where: dict[str, str] | None = None) -> tuple[dict[str, dict], list[str]]:
+                   check_golds: bool = False, where: dict[str, str] | None = None) -> tuple[dict[str, dict], list[str]]:
     """{lang: [item]} -> ({lang: {id: item}} with one shared id order, ids dropped).
 
     Languages must hold the same ids. With `allow_missing` (translated sets whose rejects were left out)
@@ -18,6 +18,7 @@ def check_parallel(items: dict[str, list], *, source: str, allow_missing: bool =
     `positional`: the ids are only positions in the files (MGSM, MSVAMP have no ids), so an item's gold
     must also agree in every language, and a language with more or fewer items fails (its ids are
     shifted: nothing can be dropped); the message names the first item that has no counterpart.
+    `check_golds`: ids are identities, and an item's gold must agree in every language it is in.
     """
     where = where or {}
     by_lang: dict[str, dict] = {}
@@ -48,6 +49,14 @@ def check_parallel(items: dict[str, list], *, source: str, allow_missing: bool =
                         f"{f' (+{len(dropped) - 5} more)' if len(dropped) > 5 else ''} (options.allow_missing: "
                         f"true drops such items in every language)")
     order = [i for i in by_lang[langs[0]] if i in common]
+    if check_golds:
+        bad = [(i, lang) for i in order for lang in langs[1:]
+               if gold_identity(by_lang[lang][i]) != gold_identity(by_lang[langs[0]][i])]
+        if bad:
+            shown = "; ".join(f"'{i}': {langs[0]}={_show(gold_identity(by_lang[langs[0]][i]))}, "
+                              f"{lang}={_show(gold_identity(by_lang[lang][i]))}" for i, lang in bad[:3])
+            raise DataError(f"{_at(source, where, bad[0][1])}: the gold of {len(bad)} item(s) differs between "
+                            f"languages, first {shown} ({source})")
     return {lang: {i: by_lang[lang][i] for i in order} for lang in langs}, dropped
 
 

@@ -194,7 +194,7 @@ def _load_train(root: Path, folders: dict[str, Path], options: dict[str, Any], e
             items[lang] += taken
             sources.append({"file": str(path), "lang": lang, "rows": len(kept) + len(dropped), "taken": len(taken),
                             "dropped": reasons})
-    return Loaded(items, files, sources=sources, positional=True, warnings=list(dict.fromkeys(warnings)),
+    return Loaded(items, files, sources=sources, check_golds=True, warnings=list(dict.fromkeys(warnings)),
                   where={lang: str(entries[0][0]) for lang, entries in per_lang.items() if entries})
 
 
@@ -225,5 +225,5 @@ def load_api_bank(root: Path | str, langs: list[str], options: dict[str, Any], *
     for lang, folder in folders.items():
         items[lang], f = _load_test(folder, lang, instructions, levels)
         files += f
-    return Loaded(items, files, where={lang: ", ".join(str(folder / lv) for lv in levels)
+    return Loaded(items, files, check_golds=True, where={lang: ", ".join(str(folder / lv) for lv in levels)
                                        for lang, folder in folders.items()})

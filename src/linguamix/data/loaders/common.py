@@ -21,18 +21,22 @@ class Loaded(dict):
       (`{"file", "lang", "rows", "taken", "dropped": {reason: n}}`; `data stats` shows them);
     - `positional`: the item ids are positions in the files (MGSM, MSVAMP): the parallel check then also
       requires every item's gold to agree across languages, since an id alone proves nothing;
+    - `check_golds`: the ids are identities, and the parallel check requires an item's gold to agree in
+      every language it is in (API calls: the API name and argument names; translations keep them);
     - `where`: {lang: the file its items came from}, for messages;
     - `warnings`: one line each, shown by `data build` / `data stats` and kept in the manifest.
     """
 
     def __init__(self, items: dict[str, list], files: list[dict[str, str]], *, sources: list[dict] | None = None,
-                 positional: bool = False, where: dict[str, str] | None = None, warnings: list[str] | None = None):
+                 positional: bool = False, check_golds: bool = False, where: dict[str, str] | None = None,
+                 warnings: list[str] | None = None):
         super().__init__(items)
         self.files = files
         self.sources = sources if sources is not None else [
             {"file": (where or {}).get(lang, ""), "lang": lang, "rows": len(rows), "taken": len(rows), "dropped": {}}
             for lang, rows in items.items()]
         self.positional = positional
+        self.check_golds = check_golds
         self.where = where or {}
         self.warnings = warnings or []
 
