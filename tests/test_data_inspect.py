@@ -91,6 +91,7 @@ def test_show_api_test_prompts_are_the_official_ones(shared_data, tmp_path, tok_
         {f"{o['file']}#{o['id']}": (o["instruction"].strip() + "\n" + o["input"], o["expected_output"]) for o in official}
 
 
+@pytest.mark.slow
 def test_show_api_train_every_example_in_the_test_form(shared_data, tmp_path, tok_dir, capsys):
     cfg = api_bank_config(tmp_path, tok_dir, shared_data / "api-bank", files=["lv3-api-train.json"])
     code, out, err = run(capsys, "data", "show", cfg, "--split", "train", "--n", 1000, "--format", "json", "--quiet")

@@ -29,8 +29,9 @@ from ..store import DataDir, Store, atomic_dir, config_hash, read_json, read_par
 from . import loaders, pools
 from .tokenize import encode_example, tokenizer_fingerprint
 
-DATA_VERSION = 1
-"""Bump when the rendering or file layout changes: it is part of every cache key."""
+DATA_VERSION = 2
+"""Bump when the rendering or file layout changes: it is part of every cache key (2: API-Bank training rows in
+the level-1 form, mCoT-MATH from its lang-id file, source checksums in the key)."""
 
 
 def _schema():

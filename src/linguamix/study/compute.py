@@ -44,7 +44,7 @@ def compute_plan(cfg: StudyConfig, store: Store | None = None, *, build_data: bo
     # per (model, task): tokens of each training language's copy of the selected items
     lang_tokens: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     counts: dict[tuple[str, str], tuple[dict, str]] = {}  # (tokenizer, task) -> counted once for all sizes
-    uncounted: dict[str, dict[str, list[str]]] = {}  # task -> how it was counted -> models
+    uncounted: dict[str, dict[str, list[str]]] = {}  # task -> how its tokens were counted -> models
     missing_data: set[tuple[str, str]] = set()
     for name, facts in per_model.items():
         for task in cfg.tasks:
@@ -65,9 +65,7 @@ def compute_plan(cfg: StudyConfig, store: Store | None = None, *, build_data: bo
                 if not build_data and not all(lang in known for lang in langs):
                     counted, how = _counted_tokens(cfg, task, facts["tok"], store, counts, progress)
                     known = {**{lang: {**v, "how": how} for lang, v in counted.items()}, **known}
-                    if how not in uncounted.setdefault(task, {}):
-                        uncounted[task][how] = []
-                    uncounted[task][how].append(name)
+                    uncounted.setdefault(task, {}).setdefault(how, []).append(name)
             lang_tokens[(name, task)] = known
     runs: dict[str, dict[str, Any]] = {}
     tc = cfg.train
