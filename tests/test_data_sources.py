@@ -18,7 +18,8 @@ ELEVEN = ["en", "es", "ja", "bn", "sw", "te", "fr", "de", "ru", "zh", "th"]
 def test_mgsm_all_eleven_files(shared_data):
     loaded = load("mgsm", shared_data / "mgsm", ELEVEN)
     assert {lang: len(v) for lang, v in loaded.items()} == {lang: 250 for lang in ELEVEN}
-    parallel, dropped = pools.check_parallel(loaded, source="mgsm")
+    assert loaded.positional  # no ids in MGSM: paired by position, golds checked
+    parallel, dropped = pools.check_parallel(loaded, source="mgsm", positional=True)
     assert dropped == []
     answers = {lang: [it.answer for it in items.values()] for lang, items in parallel.items()}
     assert all(a == answers["en"] for a in answers.values())  # identical golds in every language
@@ -41,7 +42,7 @@ def test_mgsm_bad_rows_and_missing_language(tmp_path):
     with pytest.raises(DataError, match=r"mgsm_en.tsv: line 2: expected 'question<TAB>answer'"):
         load("mgsm", tmp_path, ["en"])
     (tmp_path / "mgsm_en.tsv").write_text("Q one\tthree\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"line 1: answer 'three' is not a number"):
+    with pytest.raises(DataError, match=r"mgsm_en.tsv: line 1: field 'answer': 'three' is not a number"):
         load("mgsm", tmp_path, ["en"])
     (tmp_path / "mgsm_en.tsv").write_text("Q one\t3\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"mgsm_sw.tsv: MGSM file for language 'sw' is missing"):
@@ -96,16 +97,21 @@ def test_api_bank_is_english_only(shared_data):
                               levels=["level-1-given-desc"])
 
 
-def test_api_training_rows_lv3(shared_data):
-    loaded = load("api-bank", shared_data / "api-bank", ["en"], split="train",
-                                   levels=[], train_files="training-data/lv3-api-train.json")
+def test_api_training_rows_lv3_in_the_level1_form(shared_data):
+    """The 907 real lv3 rows: ToolSearcher gold calls and exact duplicates dropped, the rest in the test's form."""
+    loaded = load("api-bank", shared_data / "api-bank", ["en"], split="train", files=["lv3-api-train.json"])
     items = loaded["en"]
-    assert len(items) == 907
+    (src,) = loaded.sources
+    assert (src["rows"], src["taken"], len(items)) == (907, 435, 435)
+    assert src["dropped"] == {"gold call is ToolSearcher (retrieval, not the level-1 task)": 462,
+                              "exact duplicate of an earlier row": 6, "gold API is never described or retrieved": 2,
+                              "a ToolSearcher result is not readable as API descriptions": 2}
+    assert len({it.api_name for it in items}) == 362
     ex = tasks.get("api").render(items[0])
-    assert ex.completion == "API-Request: [ToolSearcher(keywords='healthcare provider appointment availability checker')]"
-    assert ex.gold == {"api_name": "ToolSearcher",
-                       "arguments": {"keywords": "healthcare provider appointment availability checker"}}
-    assert ex.prompt.endswith("TIME: 2034-04-15 10:00:00\nGenerate API Request:\n")
+    assert ex.completion == "API-Request: [HealthcareProviderAppointmentChecker(specialty='cardiologist', " \
+                            "location='Los Angeles')]"
+    assert ex.prompt.endswith("User: Find a cardiologist in Los Angeles for a check-up appointment.\n"
+                              "Generate API Request:\n")  # the generator's TIME: suffix is cut
 
 
 def test_bad_dialogue_line(tmp_path):
@@ -119,7 +125,7 @@ def test_bad_dialogue_line(tmp_path):
 def test_msvamp_parallel_with_worked_equations(shared_data):
     langs = ["en", "es", "ja", "bn", "sw", "fr", "de", "ru", "zh", "th"]
     loaded = load("msvamp", shared_data / "mcot" / "msvamp", langs)
-    parallel, dropped = pools.check_parallel(loaded, source="msvamp")
+    parallel, dropped = pools.check_parallel(loaded, source="msvamp", positional=loaded.positional)
     assert dropped == [] and all(len(v) == 1000 for v in parallel.values())
     first = parallel["en"]["msvamp-0000"]
     assert first.answer == 8 and first.solution == "18 - 10 = 8. The answer is 8."
@@ -140,7 +146,7 @@ def test_mcot_records_local_jsonl(tmp_path):
     assert list(parallel["es"]) == ["mcot-1", "mcot-2"]
     assert [it.answer for it in parallel["es"].values()] == [4, 6]
     f.write_text('{"lang": "en", "question": "q", "answer": "The answer is 1."}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"mcot.jsonl: line 1: field 'id'"):
+    with pytest.raises(DataError, match=r"mcot.jsonl: line 1: field 'lang-id' \(or 'id'\) is missing"):
         load("mcot", f, ["en"])
     f.write_text('{"lang": "en", "id": 1, "question": "q", "answer": "The answer is 1."}\n{broken\n')
     with pytest.raises(DataError, match=r"mcot.jsonl: line 2: invalid JSON"):

@@ -324,7 +324,11 @@ def test_output_plugs_into_the_mapicall_bank_loader(bank, llm, tmp_path):
     assert item_es.arguments["content"] == "Llamar a mamá" and "mi contraseña es user1pass" in item_es.dialogue
     train = loaders.BUILTIN["mapicall-bank"](out, ["en", "es"], {"split": "train"})
     by_lang, dropped = pools.check_parallel(train, source=str(out))
-    assert list(by_lang["es"]) == ["lv3-api-train#0", "lv3-api-train#1"]
+    # row #0's gold call is ToolSearcher: not part of the level-1 task, dropped in both languages
+    assert list(by_lang["es"]) == ["lv3-api-train#1"]
+    assert "Reserva un retiro" in by_lang["es"]["lv3-api-train#1"].dialogue
+    assert [s["dropped"] for s in train.sources] == [{"gold call is ToolSearcher (retrieval, not the level-1 "
+                                                      "task)": 1}] * 2
 
 
 def test_engine_errors_are_not_cached_and_a_rerun_pays_only_for_them(bank, llm, tmp_path):

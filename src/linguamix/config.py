@@ -62,13 +62,40 @@ class ModelConfig(Strict):
         return str(local) if local.exists() else self.id
 
 
+class SampleConfig(Strict):
+    source: str
+    """A local file or folder standing in for a training source that is not on this machine."""
+    format: str
+    """Its loader (any format of the task, e.g. `mcot-outputs` for mCoT-MATH's style)."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    languages: list[str] | None = None
+    """The languages it holds (default: every training language of the study)."""
+
+
 class SourceConfig(Strict):
     source: str
     """Hugging Face dataset id, or a local file/directory (relative paths: to the config file)."""
     format: str = "auto"
-    """Loader: `mgsm`, `mcot`, `msvamp`, `api-bank`, `mapicall-bank`, `synthetic-math`, `synthetic-api`, or `auto`."""
+    """Loader: `mgsm`, `mcot`, `msvamp`, `mcot-outputs`, `api-bank`, `mapicall-bank`, `synthetic-math`,
+    `synthetic-api`, or `auto`."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Loader-specific options (e.g. `{split: test}` or per-language file patterns)."""
+    sample: SampleConfig | None = None
+    """When `source` is not on this machine (a hub dataset offline): a local sample in the same style, from
+    which `linguamix plan` estimates the training tokens (labelled as an estimate). Never trained on."""
+
+
+class ExpectedCounts(Strict):
+    """Counts the data should have (e.g. the paper's); `data stats` warns when the loaded data differ."""
+
+    train: int | None = Field(default=None, ge=1)
+    """Parallel items in the training pool per language (train + validation, before the length filter)."""
+    train_apis: int | None = Field(default=None, ge=1)
+    """Distinct gold APIs in the training pool (API task)."""
+    test: int | None = Field(default=None, ge=1)
+    """Test items per language."""
+    test_apis: int | None = Field(default=None, ge=1)
+    """Distinct gold APIs in the test set (API task)."""
 
 
 class TaskConfig(Strict):
@@ -84,6 +111,8 @@ class TaskConfig(Strict):
     """Token limit for prompt + completion; items longer in ANY language are dropped in all languages."""
     max_new_tokens: int = Field(default=512, ge=1)
     """Generation budget at validation and test time."""
+    expected: ExpectedCounts = Field(default_factory=ExpectedCounts)
+    """Counts to check the loaded data against (`data stats` warns on a difference)."""
 
 
 def _default_tasks() -> dict[str, TaskConfig]:
@@ -204,6 +233,10 @@ class StudyConfig(Strict):
                 if fmt != "auto" and fmt not in task.formats:
                     raise _FieldError(f"tasks.{name}.{split}.format", f"'{fmt}' does not feed the {name} task "
                                                                       f"(formats: {', '.join(task.formats)})")
+            sample = tc.train.sample
+            if sample is not None and sample.format not in task.formats:
+                raise _FieldError(f"tasks.{name}.train.sample.format", f"'{sample.format}' does not feed the "
+                                                                       f"{name} task (formats: {', '.join(task.formats)})")
         if not v:
             raise ValueError("at least one task is required")
         return v

@@ -158,6 +158,36 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Fill a temporary folder next to `path`; on success it replaces `path` as a whole, on error it is
+    removed. A crash (or a full disk) leaves either the old complete folder or none, never a mix; a
+    folder that cannot be written is a StorageError naming it."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_litter(path)
+        tmp = Path(tempfile.mkdtemp(prefix=temp_name(path), suffix=".tmp", dir=path.parent))
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        if path.exists():  # rename the old one aside first: os.replace cannot replace a non-empty folder
+            old = path.with_name(f"{temp_name(path)}old.tmp")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise (storage_error(path, e) if e.errno in STORAGE_ERRNOS else e) from None
+    except BaseException:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -201,7 +231,7 @@ def append_jsonl(path: str | Path, row: Any) -> None:
 def read_json(path: str | Path) -> Any:
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8").removeprefix("\ufeff"))  # a BOM is not content
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
     except UnicodeDecodeError as e:
@@ -220,7 +250,7 @@ def iter_records(path: str | Path, *, tolerant: bool = False) -> Iterator[tuple[
         yield from enumerate(pq.read_table(path).to_pylist(), 1)
         return
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8").removeprefix("\ufeff")  # a BOM is not part of the first record
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
     if text.lstrip()[:1] == "[":  # a JSON array (API-Bank, MSVAMP): rows numbered from 1
@@ -519,6 +549,14 @@ class Store:
 
     def data_dir(self, task: str, key: str) -> Path:
         return self.root / "data" / task / key
+
+    def data_index(self, task: str) -> Path:
+        """Which content key each data setting was last built under (why a mixture was rebuilt)."""
+        return self.root / "data" / task / "index.json"
+
+    def checksum_memo(self) -> Path:
+        """sha256 of source files by (path, size, mtime): unchanged sources are not read again."""
+        return self.root / "data" / "source-checksums.json"
 
     def results_db(self) -> Path:
         return self.root / "results.duckdb"

@@ -37,7 +37,7 @@ def cmd_plan(args) -> int:
     if args.build_data:
         build_models(cfg)
     rows = plan_rows(cfg)
-    compute = compute_plan(cfg, build_data=args.build_data, progress=not args.quiet)
+    compute = compute_plan(cfg, build_data=args.build_data, progress=not args.quiet, tokenizer=args.tokenizer)
     for r in rows:
         r.update(compute.runs[r["name"]])
     if args.totals:
@@ -45,8 +45,9 @@ def cmd_plan(args) -> int:
         sys.stdout.write("\n")
         return 0
     emit(rows, args.format, ["kind", "model", "task", "mixture", "n_languages", "seed", "status", "train_tokens",
-                             "flops", "gpu_hours_floor", "gpu_hours_at_measured_mfu"])
+                             "estimate", "flops", "gpu_hours_floor", "gpu_hours_at_measured_mfu"])
     if args.format == "table":
+        sys.stdout.flush()  # the table before the summary lines on stderr
         n_train = sum(r["kind"] == "train" for r in rows)
         done = sum(r["status"] == "done" for r in rows)
         say(f"{n_train} training runs + {len(rows) - n_train} baseline evaluations; {done} done")
@@ -55,7 +56,8 @@ def cmd_plan(args) -> int:
             measured = (f", {t['gpu_hours_at_measured_mfu']:.3g} at the MFU measured so far "
                         f"({t['runs_with_measured_mfu']} runs)" if t["gpu_hours_at_measured_mfu"] is not None
                         else "; no MFU measured yet")
-            say(f"compute ({t['runs_with_compute']} of {t['training_runs']} training runs): {t['train_tokens']:,} "
+            est = f", {t['runs_estimated']} of them estimated from a sample" if t.get("runs_estimated") else ""
+            say(f"compute ({t['runs_with_compute']} of {t['training_runs']} training runs{est}): {t['train_tokens']:,} "
                 f"training tokens, {t['flops']:.3g} FLOPs (6NT), {t['gpu_hours_floor']:.3g} GPU-hours at 100 % of "
                 f"{t['peak_flops_per_gpu'] / 1e12:g} TFLOP/s ({t['reference_gpu']}){measured}")
         for note in compute.notes:
@@ -88,6 +90,9 @@ def _plan_args(p) -> None:
     p.add_argument("--build-data", action="store_true", help="build missing training data (and tiny models) to count "
                    "tokens; may download tokenizers (default: use only what is on this machine)")
     p.add_argument("--totals", action="store_true", help="print only the totals, as one JSON object")
+    p.add_argument("--tokenizer", metavar="PATH", help="a local tokenizer folder to count tokens with for models whose "
+                   "own tokenizer is not on this machine (e.g. scripts/qwen_base_tokenizer.py's); N then comes "
+                   "from size_b")
 
 
 def _config_arg(p) -> None:

@@ -22,23 +22,29 @@ class ComputePlan:
 
 
 def compute_plan(cfg: StudyConfig, store: Store | None = None, *, build_data: bool = False,
-                 progress: bool = False) -> ComputePlan:
+                 progress: bool = False, tokenizer: str | None = None) -> ComputePlan:
     """Training compute of every run: T = epochs x the tokens of the mixture's training split (from the
     data manifests), N = matmul parameters, FLOPs = 6 N T, GPU-hours at 100 % of an H100's 989 TFLOP/s and
     at the MFU that finished runs of the same model measured. Never downloads anything: a model whose
-    tokenizer is not on this machine gets `null` compute and a note (unless `build_data`, which may)."""
+    tokenizer is not on this machine gets `null` compute and a note (unless `build_data`, which may, or
+    `tokenizer`, a local tokenizer folder to count with instead). Data not built is counted from the
+    sources when they are local, else estimated from the task's `train.sample` (`_counted_tokens`)."""
     store = store or Store(cfg.output_path)
     unavailable: dict[str, list[str]] = {}
     per_model: dict[str, dict[str, Any]] = {}
     for model in cfg.models:
         tok, n_params, n_source, why = _model_facts(cfg, model, allow_download=build_data)
+        if tok is None and tokenizer:
+            tok, why = _given_tokenizer(tokenizer), f"tokens counted with --tokenizer {tokenizer}; N from {n_source}"
         if why:
             unavailable.setdefault(why, []).append(model.short_name)
         per_model[model.short_name] = {"tok": tok, "n": n_params, "n_source": n_source,
                                        "mfu": _measured_mfu(cfg, model.short_name, store)}
     notes = [f"{', '.join(names)}: {why}" for why, names in unavailable.items()]
     # per (model, task): tokens of each training language's copy of the selected items
-    lang_tokens: dict[tuple[str, str], dict[str, dict[str, int]]] = {}
+    lang_tokens: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    counts: dict[tuple[str, str], tuple[dict, str]] = {}  # (tokenizer, task) -> counted once for all sizes
+    uncounted: dict[str, dict[str, list[str]]] = {}  # task -> how its tokens were counted -> models
     missing_data: set[tuple[str, str]] = set()
     for name, facts in per_model.items():
         for task in cfg.tasks:
@@ -55,7 +61,11 @@ def compute_plan(cfg: StudyConfig, store: Store | None = None, *, build_data: bo
                         split = read_json(d.manifest_file(m.id))["splits"]["train"]
                         per_lang = int(split["examples_per_language"])
                         for lang, stats in split["tokens"].items():
-                            known[lang] = {"tokens": int(stats["total"]), "examples": per_lang}
+                            known[lang] = {"tokens": int(stats["total"]), "examples": per_lang, "how": "data manifest"}
+                if not build_data and not all(lang in known for lang in langs):
+                    counted, how = _counted_tokens(cfg, task, facts["tok"], store, counts, progress)
+                    known = {**{lang: {**v, "how": how} for lang, v in counted.items()}, **known}
+                    uncounted.setdefault(task, {}).setdefault(how, []).append(name)
             lang_tokens[(name, task)] = known
     runs: dict[str, dict[str, Any]] = {}
     tc = cfg.train
@@ -72,7 +82,8 @@ def compute_plan(cfg: StudyConfig, store: Store | None = None, *, build_data: bo
             if facts["tok"] is None:
                 row["compute_source"] = "unavailable: tokenizer not on this machine"
             elif not all(lang in known for lang in mix):
-                row["compute_source"] = "unavailable: data not built (`linguamix data build` or --build-data)"
+                row["compute_source"] = (f"unavailable: no token count for "
+                                         f"{', '.join(lang for lang in mix if lang not in known)}")
                 missing_data.add((spec.model, spec.task))
             else:
                 per_epoch = sum(known[lang]["tokens"] for lang in mix)
@@ -82,16 +93,43 @@ def compute_plan(cfg: StudyConfig, store: Store | None = None, *, build_data: bo
                     steps = tc.epochs * -(-n_ex // min(tc.global_batch_size, n_ex))
                     tokens = round(tokens * min(1.0, tc.max_steps / steps))
                 flops = 6.0 * facts["n"] * tokens
+                hows = sorted({known[lang]["how"] for lang in mix})
                 row.update(train_tokens=int(tokens), flops=flops,
                            gpu_hours_floor=flops / REFERENCE_PEAK_FLOPS / 3600,
-                           compute_source=f"data manifest; N from {facts['n_source']}")
+                           compute_source=f"{' + '.join(hows)}; N from {facts['n_source']}",
+                           estimate=any(h.startswith("estimate") for h in hows))
                 if facts["mfu"]:
                     row["gpu_hours_at_measured_mfu"] = row["gpu_hours_floor"] / facts["mfu"]
         runs[spec.name] = row
+    for task, hows in uncounted.items():
+        notes += [f"{task} ({', '.join(names)}): tokens {how}" for how, names in hows.items()]
     if missing_data:
-        notes.append(f"training data not built for {len(missing_data)} model x task pair(s): "
-                     "run `linguamix data build` or `plan --build-data`")
+        notes.append(f"no token count for some runs of {len(missing_data)} model x task pair(s): build the data "
+                     "(`linguamix data build` or `plan --build-data`), or give the task's source a local `sample`")
     return ComputePlan(runs, _totals(runs), tuple(notes))
+
+
+def _given_tokenizer(path: str):
+    """`plan --tokenizer PATH`: a local tokenizer folder, for models whose own is not on this machine."""
+    from ..data.tokenize import load_tokenizer
+
+    return load_tokenizer(path, local_files_only=True)
+
+
+def _counted_tokens(cfg: StudyConfig, task: str, tok, store: Store, memo: dict, progress: bool):
+    """({lang: {"tokens", "examples"}}, how) for a task whose data is not built: counted from local sources,
+    estimated from `train.sample` otherwise (data.inspect.training_tokens); once per tokenizer and task."""
+    from ..data.inspect import training_tokens
+    from ..data.tokenize import tokenizer_fingerprint
+    from ..errors import LinguamixError
+
+    key = (tokenizer_fingerprint(tok), task)
+    if key not in memo:
+        try:
+            memo[key] = training_tokens(cfg, task, tok, store, progress=progress)
+        except LinguamixError as e:  # the data's problem is reported, the plan still lists the runs
+            memo[key] = ({}, f"data not readable: {str(e)[:160]}")
+    return memo[key]
 
 
 def _totals(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -99,6 +137,7 @@ def _totals(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     have = [r for r in train if r["flops"] is not None]
     measured = [r for r in have if r["gpu_hours_at_measured_mfu"] is not None]
     return {"training_runs": len(train), "runs_with_compute": len(have),
+            "runs_estimated": sum(bool(r.get("estimate")) for r in have),
             "train_tokens": sum(r["train_tokens"] for r in have) if have else None,
             "flops": sum(r["flops"] for r in have) if have else None,
             "gpu_hours_floor": sum(r["gpu_hours_floor"] for r in have) if have else None,

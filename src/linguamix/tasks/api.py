@@ -28,12 +28,22 @@ from .api_call import ApiCall, ParseFailure, format_call, gold_call, parse_api_c
 from .base import cut_at_stop
 
 NAME = "api"
-LEVEL1_HEADER = ("\nGenerate an API request in the format of [ApiName(key1='value1', key2='value2', ...)] based on "
-                 "the previous dialogue context.\nThe current year is 2023.\nInput: \nUser: User's utterence\nAI: "
-                 "AI's response\n\nExpected output:\nAPI-Request: [ApiName(key1='value1', key2='value2', ...)]\n\n"
-                 "API descriptions:\n")
+LEVEL1_TIME = "The current year is 2023."
+"""The header's second line in every level-1 test prompt."""
+
+
+def level1_header(time_line: str = LEVEL1_TIME) -> str:
+    """API-Bank's level-1 instruction header with the given second line (`LEVEL1_HEADER` has the test's)."""
+    return ("\nGenerate an API request in the format of [ApiName(key1='value1', key2='value2', ...)] based on "
+            f"the previous dialogue context.\n{time_line}\nInput: \nUser: User's utterence\nAI: "
+            "AI's response\n\nExpected output:\nAPI-Request: [ApiName(key1='value1', key2='value2', ...)]\n\n"
+            "API descriptions:\n")
+
+
+LEVEL1_HEADER = level1_header()
 """API-Bank's level-1 instruction header, verbatim (its typos included): the prompt models are tested with;
-one JSON line per API description follows it."""
+one JSON line per API description follows it (keys name, description, input_parameters,
+output_parameters, `json.dumps` defaults). Training rows are put in this same form (data.loaders.apibank_train)."""
 CUE = "Generate API Request:"
 STOP = ("\n",)
 """A call is one line; the API-Bank context shows `API-Request: [..]->result`, so a base model goes on."""

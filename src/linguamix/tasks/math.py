@@ -25,7 +25,7 @@ STOP = ("\nQuestion:",)
 class MathTask:
     name = NAME
     stop = STOP
-    formats = ("mgsm", "mcot", "msvamp", "synthetic-math")
+    formats = ("mgsm", "mcot", "msvamp", "mcot-outputs", "synthetic-math")
     loaders: Mapping[str, Any] = {}
     modes = math_answer.MODES
     gold = "the final number (a number, or a numeric string such as \"2,125\")"

@@ -2,11 +2,13 @@
 
 - split `test`: the level-1 API-call cases rebuilt from the dialogues of `level-1-given-desc/*.jsonl`
   (399 cases for API-Bank), prompts byte-identical to the official `test-data/level-1-api.json`;
-- split `train`: the rows of `training-data/lv*-api-train.json` (Alpaca-style instruction/input/output).
+- split `train`: the rows of `training-data/lv{1,2,3}-api-train.json` put in that same level-1 form
+  (`apibank_train`). Options: `files` (default: the paper's lv1-api-train.json), `time` (`test`: the
+  test's header line, default; `row`: the row's own time), `test_apis` (`error`, default, or `drop`:
+  what a training row whose gold API is a test API gets), `levels` (the test's dialogue folders).
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,13 @@ from ...errors import DataError
 from ...records import ApiItem
 from ...store import iter_records, read_json
 from ...tasks.api import LEVEL1_HEADER
-from ...tasks.api_call import gold_call, parse_api_call, render_turn
+from ...tasks.api_call import gold_call, render_turn
+from . import apibank_train as train_rows
+from .apibank_train import PAPER_FILES, TRAIN_FILES
 from .common import Loaded, check_options, file_record
 
-OPTIONS = {"split", "levels", "train_files"}
+OPTIONS = {"split", "levels", "files", "time", "test_apis"}
 DEFAULT_LEVELS = ["level-1-given-desc"]
-DEFAULT_TRAIN_FILES = "training-data/lv*-api-train.json"
 
 
 def read_dialogue(path: Path) -> list[dict[str, Any]]:
@@ -109,31 +112,90 @@ def _load_test(folder: Path, lang: str, instructions: _Instructions, levels: lis
     return items, files
 
 
-_CUE = re.compile(r"\n?Generate API Request:\s*$")
+def _test_apis(folders: list[Path], levels: list[str]) -> set[str] | None:
+    """The gold APIs of the test (49 for API-Bank level 1), from the dialogues or the test file beside the
+    training data; None when neither is there (the disjointness check is then reported as not made)."""
+    for d in folders:
+        paths = [p for level in levels for p in sorted((d / level).glob("*.jsonl"))]
+        if paths:
+            names = set()
+            for p in paths:
+                turns = read_dialogue(p)
+                names |= {turns[i]["api_name"] for _, i in dialogue_cases(turns)}
+            return names
+        test_file = d / "test-data" / "level-1-api.json"
+        if test_file.exists():
+            rows = read_json(test_file)
+            try:
+                return {gold_call(r["expected_output"]).api_name for r in rows}
+            except (KeyError, TypeError, ValueError):
+                raise DataError(f"{test_file}: every row needs an 'expected_output' API call") from None
+    return None
 
 
-def _load_train(folder: Path, lang: str, pattern: str) -> tuple[list, list]:
-    paths = sorted(folder.glob(pattern))
-    if not paths:
-        raise DataError(f"{folder}: no training files matching '{pattern}' for language '{lang}'")
-    items, files = [], []
-    for path in paths:
-        files.append(file_record(path))
-        for n, row in iter_records(path):
-            where = f"{path}: row {n}"
-            if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in ("instruction", "input", "output")):
-                raise DataError(f"{where}: needs string fields 'instruction', 'input', 'output'")
-            try:  # gold_call also reads the bracket-less form a few API-Bank rows use
-                call = gold_call(row["output"])
-            except ValueError:
-                raise DataError(f"{where}: field 'output' is not a parseable API call ({row['output'][:80]!r})") from None
-            item_id = str(row["id"]) if "id" in row else f"{path.stem}#{n - 1}"
-            items.append(ApiItem(item_id=item_id, lang=lang, instruction=row["instruction"],
-                                 dialogue=_CUE.sub("", row["input"]), api_name=call.api_name,
-                                 arguments=dict(call.arguments),
-                                 # a malformed reference (no brackets) is re-rendered in the standard form
-                                 target=row["output"].strip() if parse_api_call(row["output"]) else None))
-    return items, files
+def _train_files(folder: Path, options: dict[str, Any], warnings: list[str]) -> list[Path]:
+    """options.files (names under training-data/), else the paper's file, else what is there (warned)."""
+    chosen = options.get("files")
+    if chosen is not None:
+        names = [chosen] if isinstance(chosen, str) else list(chosen)
+        for name in names:
+            if name not in TRAIN_FILES:
+                raise DataError(f"{folder}: options.files: '{name}' is not an API-Bank API-call training file "
+                                f"(known: {', '.join(TRAIN_FILES)})")
+        missing = [n for n in names if not (folder / "training-data" / n).is_file()]
+        if missing:
+            raise DataError(f"{folder / 'training-data' / missing[0]}: training file not found (options.files; "
+                            f"download it from the hub dataset liminghao1630/API-Bank)")
+        return [folder / "training-data" / n for n in names]
+    paper = [folder / "training-data" / n for n in PAPER_FILES]
+    if all(p.is_file() for p in paper):
+        return paper
+    present = [folder / "training-data" / n for n in TRAIN_FILES if (folder / "training-data" / n).is_file()]
+    if not present:
+        raise DataError(f"{folder / 'training-data'}: no API-call training file ({', '.join(TRAIN_FILES)}; "
+                        f"download them from the hub dataset liminghao1630/API-Bank)")
+    warnings.append(f"{folder / 'training-data'}: {', '.join(PAPER_FILES)} (the paper's training set) is not "
+                    f"there; using {', '.join(p.name for p in present)} instead (set options.files to choose)")
+    return present
+
+
+def _load_train(root: Path, folders: dict[str, Path], options: dict[str, Any], english: list[Path]) -> Loaded:
+    """Every language's rows of the chosen files in the level-1 form; a row dropped in one language is
+    dropped in all (the pools stay parallel), each drop counted with its reason per file and language."""
+    time_policy = options.get("time", "test")
+    policy = options.get("test_apis", "error")
+    if time_policy not in ("test", "row") or policy not in ("error", "drop"):
+        raise DataError(f"{root}: options.time must be 'test' or 'row' and options.test_apis 'error' or 'drop'")
+    warnings: list[str] = []
+    test_apis = _test_apis(english, list(options.get("levels", DEFAULT_LEVELS)))
+    if test_apis is None:
+        warnings.append(f"{root}: no level-1 test dialogues or test-data beside the training data: train/test API "
+                        f"disjointness not checked")
+    per_lang: dict[str, list[tuple[Path, list, dict[str, str]]]] = {}
+    files = []
+    for lang, folder in folders.items():
+        per_lang[lang], seen = [], set()
+        for path in _train_files(folder, options, warnings):
+            kept, dropped = train_rows.load_file(path, lang, time_policy=time_policy, test_apis=test_apis,
+                                                 test_api_policy=policy, seen=seen)
+            per_lang[lang].append((path, kept, dropped))
+            files.append(file_record(path))
+    gone = {i for entries in per_lang.values() for _, _, dropped in entries for i in dropped}
+    items, sources = {}, []
+    for lang, entries in per_lang.items():
+        items[lang] = []
+        for path, kept, dropped in entries:
+            reasons: dict[str, int] = {}
+            for reason in dropped.values():
+                reasons[reason] = reasons.get(reason, 0) + 1
+            taken = [r.item for r in kept if r.item_id not in gone]
+            if len(taken) < len(kept):
+                reasons[train_rows.DROP_OTHER_LANGUAGE] = len(kept) - len(taken)
+            items[lang] += taken
+            sources.append({"file": str(path), "lang": lang, "rows": len(kept) + len(dropped), "taken": len(taken),
+                            "dropped": reasons})
+    return Loaded(items, files, sources=sources, check_golds=True, warnings=list(dict.fromkeys(warnings)),
+                  where={lang: str(entries[0][0]) for lang, entries in per_lang.items() if entries})
 
 
 def load_api_bank(root: Path | str, langs: list[str], options: dict[str, Any], *, per_language: bool) -> Loaded:
@@ -150,16 +212,18 @@ def load_api_bank(root: Path | str, langs: list[str], options: dict[str, Any], *
     for lang, folder in folders.items():
         if not folder.is_dir():
             raise DataError(f"{folder}: folder for language '{lang}' is missing")
+    english = [root / "en", root] if per_language else [root]
+    if split == "train":
+        return _load_train(root, folders, options, english)
+    if split != "test":
+        raise DataError(f"{root}: option 'split' must be 'train' or 'test', got {split!r}")
     items, files = {}, []
     # descriptions stay English: take them from the English folder (or the root) for every language
-    instructions = _Instructions([root / "en", root] if per_language else [root])
+    instructions = _Instructions(english)
     files += instructions.files
+    levels = list(options.get("levels", DEFAULT_LEVELS))
     for lang, folder in folders.items():
-        if split == "test":
-            items[lang], f = _load_test(folder, lang, instructions, list(options.get("levels", DEFAULT_LEVELS)))
-        elif split == "train":
-            items[lang], f = _load_train(folder, lang, options.get("train_files", DEFAULT_TRAIN_FILES))
-        else:
-            raise DataError(f"{root}: option 'split' must be 'train' or 'test', got {split!r}")
+        items[lang], f = _load_test(folder, lang, instructions, levels)
         files += f
-    return Loaded(items, files)
+    return Loaded(items, files, check_golds=True, where={lang: ", ".join(str(folder / lv) for lv in levels)
+                                       for lang, folder in folders.items()})

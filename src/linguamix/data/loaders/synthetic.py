@@ -9,19 +9,21 @@ from typing import Any
 from ...records import ApiItem, MathItem
 from ...tasks.api_call import render_turn
 from .. import synthetic
-from .common import Loaded, check_options
+from .common import Loaded, check_options, int_option
 
 
 def load_synthetic(kind: str, langs: list[str], options: dict[str, Any]) -> Loaded:
     check_options(kind, options, {"n", "seed", "start", "operand_range", "n_distractors"})
-    n, seed, start = int(options.get("n", 1000)), int(options.get("seed", 0)), int(options.get("start", 0))
+    n, start = int_option(kind, options, "n", 1000), int_option(kind, options, "start", 0)
+    seed = int_option(kind, options, "seed", 0, lo=-(2 ** 63), hi=2 ** 63 - 1)
     if kind == "synthetic-math":
         extra = {"operand_range": tuple(options["operand_range"])} if "operand_range" in options else {}
         records = synthetic.generate_math(n, langs, seed=seed, start=start, **extra)
         items = {lang: [MathItem(r.item_id, r.lang, r.question, float(r.answer), r.cot)
                         for r in records if r.lang == lang] for lang in langs}
     else:
-        extra = {"n_distractors": int(options["n_distractors"])} if "n_distractors" in options else {}
+        extra = {"n_distractors": int_option(kind, options, "n_distractors", 1, hi=1000)} \
+            if "n_distractors" in options else {}
         records = synthetic.generate_api(n, langs, seed=seed, start=start, **extra)
         items = {}
         for lang in langs:
