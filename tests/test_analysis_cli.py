@@ -20,7 +20,8 @@ eval: {languages: [en, bn, te]}
 FIGURES = ["scaling", "scaling_per_language", "bilingual_deltas", "zero_shot_vs_direct", "heatmap_gemma3",
            "heatmap_qwen3", "regression"]
 CSVS = ["scaling.csv", "bilingual_comparisons.csv", "bilingual_deltas.csv", "win_rates.csv", "win_rates_by_task.csv",
-        "zero_shot_vs_direct.csv", "zero_shot_summary.csv", "heatmap_deltas.csv", "regression.csv"]
+        "bilingual_verdicts.csv", "bilingual_verdicts_by_task.csv", "zero_shot_vs_direct.csv", "zero_shot_summary.csv",
+        "heatmap_deltas.csv", "seeds.csv", "regression.csv"]
 
 
 @pytest.fixture(scope="module")

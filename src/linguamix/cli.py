@@ -48,6 +48,19 @@ def emit(rows: list[dict[str, Any]], fmt: str, columns: Sequence[str] | None = N
             out.write("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() + "\n")
 
 
+def _noise_args(p: argparse.ArgumentParser) -> None:
+    """The simulator's noise (linguamix.analysis.simulate.Noise; defaults calibrated on the paper's R^2)."""
+    from .analysis.noise import Noise
+
+    d = Noise()
+    for flag, value, text in (
+            ("--lang-sd", d.lang_sd, "SD of a language's own difficulty per model and task, shared by its mixtures"),
+            ("--run-sd", d.run_sd, "SD of a training run's noise, shared by its evaluation languages"),
+            ("--noise-sd", d.noise_sd, "SD of the remaining noise of each trained cell"),
+            ("--rho", d.rho, "latent correlation of an item's outcomes across the cells of a model and task")):
+        p.add_argument(flag, type=float, default=value, help=f"{text} (default: {value:g})")
+
+
 def _format_arg(p: argparse.ArgumentParser, default: str = "table") -> None:
     p.add_argument("--format", choices=FORMATS, default=default, help=f"output format (default: {default})")
 
@@ -368,15 +381,19 @@ def cmd_analyze(args) -> int:
         ks = tuple(int(k) for k in args.ks.split(",") if k.strip())
     except ValueError:
         raise ConfigError(f"--ks {args.ks!r}: expected comma-separated integers, e.g. 4,6,9") from None
-    for flag, value in (("--n-boot-median", args.n_boot_median), ("--n-boot-regression", args.n_boot_regression)):
+    for flag, value in (("--n-boot-median", args.n_boot_median), ("--n-boot-regression", args.n_boot_regression),
+                        ("--n-boot-cluster", args.n_boot_cluster - 1), ("--power-sims", args.power_sims - 1)):
         if value < 1:
-            raise ConfigError(f"{flag} must be >= 1, got {value}")
+            raise ConfigError(f"{flag} must be >= {2 if flag in ('--n-boot-cluster', '--power-sims') else 1}, "
+                              f"got {value + (flag in ('--n-boot-cluster', '--power-sims'))}")
     if not 0 < args.train_fraction < 1:
         raise ConfigError(f"--train-fraction must be between 0 and 1, got {args.train_fraction}")
     results = load_results(args.results, predictions=args.predictions)
     options = AnalysisOptions(seed=args.seed, n_boot_median=args.n_boot_median,
                               n_boot_regression=args.n_boot_regression, train_fraction=args.train_fraction,
-                              ks=ks, zero_shot_test=args.zero_shot_test)
+                              ks=ks, zero_shot_test=args.zero_shot_test, english_direct=args.english_direct,
+                              n_boot_cluster=args.n_boot_cluster, intervals=args.intervals,
+                              power_effect=args.power_effect, power_sims=args.power_sims)
     analysis = write_outputs(run_analysis(results, options), args.out)
     write_report(analysis, args.out)
     print(f"analysed {len(results.rows)} rows in {time.perf_counter() - start:.1f} s; "
@@ -388,14 +405,51 @@ def cmd_simulate(args) -> int:
     """A results table drawn from planted regression coefficients (validates `analyze`)."""
     from .analysis.simulate import load_design, parse_coefs, simulate, write_simulation
 
-    design = load_design(args.design, n_items=args.n_items)
+    design = load_design(args.design, n_items=args.n_items, seeds=_int_list(args.seeds, "--seeds"))
     with_items = bool(args.predictions) or args.out.lower().endswith((".duckdb", ".db"))
-    sim = simulate(design, coefs=parse_coefs(args.coef), seed=args.seed, noise_sd=args.noise_sd, rho=args.rho,
-                   predictions=with_items)
+    sim = simulate(design, coefs=parse_coefs(args.coef), seed=args.seed, predictions=with_items,
+                   lang_sd=args.lang_sd, run_sd=args.run_sd, noise_sd=args.noise_sd, rho=args.rho)
     written = write_simulation(sim, args.out, predictions=args.predictions)
     print(f"wrote {len(sim.table)} rows ({', '.join(map(str, written))}); planted: "
           + ", ".join(f"{k}={v:g}" for k, v in sim.coefs.items())
           + f"; {sim.clipped} instance(s) clipped to [0.01, 0.99]", file=sys.stderr)
+    return 0
+
+
+def _int_list(text: str | None, flag: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+
+
+def cmd_power(args) -> int:
+    """Power of each of the paper's comparisons to detect an effect, by simulation through `analyze`'s code."""
+    import time
+
+    from .analysis.power import PowerOptions, power_analysis
+    from .analysis.noise import Noise
+    from .analysis.simulate import load_design, parse_coefs
+
+    start = time.perf_counter()
+    design = load_design(args.design, n_items=args.n_items, seeds=_int_list(args.seeds, "--seeds"))
+    ks = tuple(_int_list(args.ks, "--ks") or ())
+    noise = Noise(lang_sd=args.lang_sd, run_sd=args.run_sd, noise_sd=args.noise_sd, rho=args.rho)
+    noise.check()
+    options = PowerOptions(n_sims=args.n_sims, seed=args.seed, alpha=args.alpha, target=args.target, test=args.test,
+                           noise=noise, coefs=parse_coefs(args.coef), english_direct=args.english_direct, ks=ks)
+    table = power_analysis(design, args.effect, options)
+    rows = [{k: (None if isinstance(v, float) and v != v else (round(v, 4) if isinstance(v, float) else v))
+             for k, v in r.items()} for r in table.to_dict("records")]
+    if args.format == "json":
+        emit([{"comparison": r["comparison"], "power": r["power"], "mde": r["mde_pts"], **r} for r in rows], "json")
+    else:
+        emit(rows, args.format, ["comparison", "effect_pts", "power", "power_se", "size", "mde_pts", "n_sims", "test"])
+    print(f"power: {len(design.models)} models x {len(design.tasks)} tasks x {len(design.mixtures)} mixtures x "
+          f"{len(design.seeds)} seed(s), {args.n_sims} simulated studies per effect, "
+          f"{time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0
 
 
@@ -644,9 +698,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bootstrap resamples of the regression coefficients (default: 2000)")
     p.add_argument("--train-fraction", type=float, default=0.7, help="regression training share (default: 0.7)")
     p.add_argument("--ks", default="4,6,9", help="diversity levels of the zero-shot analysis (default: 4,6,9)")
-    p.add_argument("--zero-shot-test", choices=("welch", "mcnemar"), default="welch",
-                   help="test deciding the zero-shot verdict: welch = t-test on item outcomes, as in the paper; "
-                        "mcnemar = paired, where per-item predictions exist (default: welch)")
+    p.add_argument("--zero-shot-test", choices=("paired", "welch", "mcnemar"), default="paired",
+                   help="test deciding the zero-shot verdict: paired = exact McNemar (one run a side) or the paired "
+                        "cluster bootstrap, where per-item predictions exist, else welch; welch = t-test on item "
+                        "outcomes, as in the paper; mcnemar = paired (its former name). Both are always reported "
+                        "(default: paired)")
+    p.add_argument("--english-direct", choices=("english-only", "bilingual-mean"), default="english-only",
+                   help="zero-shot analysis: what direct exposure means for English, the English-only model or the "
+                        "mean of the bilingual en+X models (default: english-only)")
+    p.add_argument("--intervals", choices=("cluster", "wilson"), default="cluster",
+                   help="intervals drawn in the figures: cluster = bootstrap over items (and runs, where pooled); "
+                        "wilson = the paper's pooled Wilson interval. The report shows both (default: cluster)")
+    p.add_argument("--n-boot-cluster", type=int, default=2000,
+                   help="replicates of the cluster bootstrap (default: 2000)")
+    p.add_argument("--power-effect", type=float, metavar="POINTS",
+                   help="also run `linguamix power` for this effect on the input's design (report appendix)")
+    p.add_argument("--power-sims", type=int, default=100,
+                   help="simulated studies per effect size for --power-effect (default: 100)")
 
     p = _add(sub, "simulate", cmd_simulate, "[analyze] a results table for a whole design drawn from planted "
                                             "regression coefficients (to validate `analyze`)")
@@ -656,12 +724,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coef", action="append", metavar="NAME=VALUE",
                    help="override a planted coefficient (intercept, log10_model_size, qwen_family, math_task, "
                         "pretrained_only, eval_lang_in_training, sqrt_L_over_Lmax); repeatable")
-    p.add_argument("--noise-sd", type=float, default=0.03,
-                   help="SD of the per-instance accuracy noise around the planted model (default: 0.03)")
-    p.add_argument("--rho", type=float, default=0.5,
-                   help="correlation of an item's outcomes across mixtures (latent scale; default: 0.5)")
+    _noise_args(p)
     p.add_argument("--n-items", type=int, help="test items per language for every task (default: math 250, api 399)")
+    p.add_argument("--seeds", help="comma-separated training seeds, one run per mixture and seed (default: the "
+                                   "config's seeds; paper: 0)")
     p.add_argument("--predictions", help="also write per-item predictions here (.csv or .parquet)")
+
+    p = _add(sub, "power", cmd_power, "[analyze] power of each of the paper's comparisons to detect an effect, and "
+                                      "the minimum detectable effect at 80 %% power, by simulation through `analyze`")
+    p.add_argument("--design", required=True, help="a study config (YAML), or `paper` for the paper's design")
+    p.add_argument("--effect", type=float, required=True, metavar="POINTS", help="effect size in accuracy points")
+    p.add_argument("--n-sims", type=int, default=50, help="simulated studies per effect size (default: 50)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
+    p.add_argument("--target", type=float, default=0.8, help="power of the minimum detectable effect (default: 0.8)")
+    p.add_argument("--test", choices=("paired", "welch"), default="paired",
+                   help="test of the bilingual and zero-shot comparisons (default: paired, as `analyze`)")
+    p.add_argument("--english-direct", choices=("english-only", "bilingual-mean"), default="english-only",
+                   help="direct exposure for English in the zero-shot comparisons (default: english-only)")
+    p.add_argument("--ks", default="4,6,9", help="diversity levels of the zero-shot comparisons (default: 4,6,9)")
+    p.add_argument("--coef", action="append", metavar="NAME=VALUE",
+                   help="override a planted coefficient of the other accuracies (as in `simulate`); repeatable")
+    _noise_args(p)
+    p.add_argument("--n-items", type=int, help="test items per language for every task (default: math 250, api 399)")
+    p.add_argument("--seeds", help="comma-separated training seeds (default: the config's seeds; paper: 0)")
+    _format_arg(p)
 
     bench = sub.add_parser("bench", help="[bench] measure linguamix's fast paths against the plain ones on this machine",
                            description="[bench] measure linguamix's fast paths against the plain ones on this machine")
