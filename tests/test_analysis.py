@@ -256,3 +256,23 @@ def test_paper_default_coefficients_and_unknown_overrides():
         parse_coefs(["nonsense=1"])
     with pytest.raises(ConfigError, match="not a number"):
         parse_coefs(["math_task=abc"])
+
+
+# -- coverage -----------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_cluster_intervals_cover_pooled_accuracies_that_wilson_misses():
+    # The coverage study of docs/statistics.md at a small scale: correlated items (shared difficulty),
+    # language effects and training noise; the planted value is a configuration's expected accuracy.
+    from dataclasses import replace
+
+    from linguamix.analysis.coverage import coverage_study
+
+    design = paper_design()
+    design = replace(design, models=design.models[2:4], tasks=("math",), eval_langs=("en", "es", "bn"),
+                     n_items={"math": 100})
+    out = coverage_study(design, n_tables=25, seed=5, n_boot=200, focus=("qwen3-8b", "math", "high", 4))
+    pooled = out[out["class"].str.contains("2\\+ runs")].set_index("class")
+    assert set(pooled.index) == {"resource level, 2+ runs", "language level, 2+ runs"}
+    assert (pooled["intervals"] >= 25 * 16).all()
+    assert (pooled["coverage_cluster"] >= 0.9).all(), pooled
+    assert (pooled["coverage_wilson"] < pooled["coverage_cluster"] - 0.1).all(), pooled

@@ -88,8 +88,11 @@ def build_blocks(a: Analysis) -> list[Block]:
             *r.notes,
         ]),
         ("p", "Conventions. Accuracies are pooled over the cells they summarise (sum of correct / sum of items) and "
-              "shown in percent with 95 % Wilson intervals and their number of items n. Differences of accuracies "
-              "are in percentage points. Win rates and shares of cases carry Wilson intervals over comparisons. "
+              "shown in percent with their number of items n and two 95 % intervals: W, the paper's pooled Wilson "
+              "interval, and C, the cluster-aware one (the CSVs: `ci_low`/`ci_high` and "
+              "`ci_low_cluster`/`ci_high_cluster`). Differences of accuracies are in percentage points, with "
+              "Newcombe's interval (independent items) and the cluster-aware one (paired items). Win rates and "
+              "shares of cases carry Wilson intervals over comparisons. "
               "Median differences carry 95 % bootstrap intervals (BCa; percentile where BCa is undefined). "
               f"The reference language of the English-only and bilingual mixtures is `{o.reference}`."),
     ]

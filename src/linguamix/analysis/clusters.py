@@ -80,6 +80,7 @@ class ClusterBootstrap:
         self.run = ev.cells["run"].to_numpy()
         self.task = ev.cells["task"].to_numpy()
         self.n = ev.cells["n"].to_numpy()
+        self.correct = ev.cells["correct"].to_numpy()
         self.method = "items" if ev.items is not None else "counts"
         self._sums: dict[str, np.ndarray] = {}
         self._row_in_task: np.ndarray | None = None
@@ -163,6 +164,12 @@ class ClusterBootstrap:
     def difference(self, idx_a: np.ndarray, idx_b: np.ndarray) -> np.ndarray:
         """(B,) replicates of accuracy(a) - accuracy(b): the same item resample on both sides."""
         return self.accuracy(idx_a, kind="diff") - self.accuracy(idx_b, kind="diff")
+
+    def point(self, idx: np.ndarray) -> float:
+        """The pooled accuracy itself (sum correct / sum n over the cells)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        n = self.n[idx].sum()
+        return float(self.correct[idx].sum() / n) if n else float("nan")
 
     def n_runs(self, idx: np.ndarray) -> int:
         r = self.run[np.asarray(idx, dtype=np.int64)]

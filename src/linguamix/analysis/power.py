@@ -63,6 +63,8 @@ class PowerOptions:
     n_boot_regression: int = 200
     """Bootstrap resamples of the regression per simulated study (its detection interval)."""
     families: tuple[str, ...] = ("comparisons", "regression")
+    find_mde: bool = True
+    """Search the minimum detectable effect (False: power at the requested effect and size only)."""
 
 
 def design_from_results(rows: pd.DataFrame, ev) -> Design:
@@ -183,10 +185,14 @@ class _Study:
             sim = outcomes(self.table, planted_mean(self.table, coefs), draws)
             c = pooled_regression(self.pooled(sim), seed=s, n_resamples=o.n_boot_regression).coefficients
             row = c.set_index("feature").loc["sqrt_L_over_Lmax"]
-            return {"regression:sqrt_L_over_Lmax": (float(row["ci_low"] > 0), float(row["ci_low"] > 0 or row["ci_high"] < 0))}
+            if np.isnan(row["coef"]):  # not estimable in this design (e.g. one mixture size): no detection rule
+                return {}
+            return {"regression:sqrt_L_over_Lmax": (float(row["ci_low"] > 0),
+                                                    float(row["ci_low"] > 0 or row["ci_high"] < 0))}
         sim = outcomes(self.table, self.planter.comparisons(self.base, effect), draws)
         rows = self.pooled(sim)
-        boot = ClusterBootstrap(sim.evaluations(), n_boot=o.n_boot, rng=[o.seed, s, 1])
+        # Welch needs only counts; the paired tests need the item outcomes (and, for several runs, the bootstrap)
+        boot = ClusterBootstrap(sim.evaluations(), n_boot=o.n_boot, rng=[o.seed, s, 1]) if o.test == "paired" else None
         out = {}
         comp = tables.bilingual_comparisons(rows, reference=o.reference, boot=boot, alpha=o.alpha)
         v = _verdicts(comp, o.test)
@@ -197,6 +203,8 @@ class _Study:
                                                                float((v[sel] != "indistinguishable").mean()))
                 self.baseline.setdefault(f"bilingual_vs_english_only:{setting}",
                                          float(comp.loc[sel, "accuracy_ref"].mean()))
+        if not len(self.planter.zs):
+            return out
         zs = tables.zero_shot_vs_direct(rows, ks=o.ks, reference=o.reference, alpha=o.alpha, test=o.test,
                                         english_direct=o.english_direct, boot=boot)
         for k in o.ks:
@@ -249,7 +257,8 @@ def power_analysis(design: Design, effect: float, options: PowerOptions = PowerO
             hits = at_effect[name][0]
             rows.append({"comparison": name, "effect_pts": float(effect), "power": float(np.nanmean(hits)),
                          "power_se": float(np.nanstd(hits, ddof=1) / math.sqrt(np.sum(~np.isnan(hits)))),
-                         "size": float(np.nanmean(at_zero[name][1])), "mde_pts": study.mde(name, o.target, float(effect)),
+                         "size": float(np.nanmean(at_zero[name][1])),
+                         "mde_pts": study.mde(name, o.target, float(effect)) if o.find_mde else math.nan,
                          "target_power": o.target, "alpha": o.alpha, "n_sims": study.n_sims,
                          "test": "bootstrap CI" if family == "regression" else o.test,
                          "baseline_accuracy": study.baseline.get(name, math.nan)})

@@ -68,22 +68,43 @@ def _cells(boot: ClusterBootstrap, df: pd.DataFrame, groups) -> list[np.ndarray]
 
 
 def _accuracy_intervals(boot: ClusterBootstrap, cells: list[np.ndarray]) -> dict[str, list]:
-    """Cluster-aware 95 % intervals of pooled accuracies, with what they resampled."""
+    """Cluster-aware 95 % intervals of pooled accuracies, with what they resampled.
+
+    A bootstrap cannot widen an interval without variation to resample (e.g. 0 of every item correct):
+    such a degenerate interval falls back to the Wilson interval on the distinct items (each counted once).
+    """
     reps = boot.accuracies(cells)
     lo, hi = percentile(reps)
-    return {"ci_low_cluster": list(lo), "ci_high_cluster": list(hi),
-            "cluster_method": [boot.describe(c) for c in cells], "n_runs": [boot.n_runs(c) for c in cells],
-            "n_items": [boot.n_items(c) for c in cells]}
+    method = [boot.describe(c) for c in cells]
+    n_items = np.array([boot.n_items(c) for c in cells])
+    flat = np.flatnonzero(lo == hi)
+    if len(flat):
+        acc = np.array([boot.point(cells[i]) for i in flat])
+        lo[flat], hi[flat] = wilson_arrays(np.round(acc * n_items[flat]), n_items[flat])
+        for i in flat:
+            method[i] = "wilson-distinct-items"
+    return {"ci_low_cluster": list(lo), "ci_high_cluster": list(hi), "cluster_method": method,
+            "n_runs": [boot.n_runs(c) for c in cells], "n_items": list(n_items)}
 
 
 def _paired(boot: ClusterBootstrap, a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, list]:
-    """Cluster-aware 95 % interval of accuracy(a) - accuracy(b) in points, and the paired test."""
+    """Cluster-aware 95 % interval of accuracy(a) - accuracy(b) in points, and the paired test; a degenerate
+    interval (nothing varies) falls back to Newcombe's on the distinct items."""
     reps = boot.differences(a, b)
     lo, hi = percentile(reps)
     p, test, a_only, b_only = boot.paired_tests(a, b, reps)
+    method = [boot.describe(ia) + " vs " + boot.describe(ib) for ia, ib in zip(a, b)]
+    flat = np.flatnonzero(lo == hi)
+    if len(flat):
+        na = np.array([boot.n_items(a[i]) for i in flat])
+        nb = np.array([boot.n_items(b[i]) for i in flat])
+        ka = np.round(np.array([boot.point(a[i]) for i in flat]) * na)
+        kb = np.round(np.array([boot.point(b[i]) for i in flat]) * nb)
+        lo[flat], hi[flat] = difference_intervals(ka, na, kb, nb)
+        for i in flat:
+            method[i] = "newcombe-distinct-items"
     return {"ci_low_cluster_pts": list(100 * lo), "ci_high_cluster_pts": list(100 * hi), "p_paired": list(p),
-            "paired_test": list(test), "a_only": list(a_only), "b_only": list(b_only),
-            "cluster_method": [boot.describe(ia) + " vs " + boot.describe(ib) for ia, ib in zip(a, b)]}
+            "paired_test": list(test), "a_only": list(a_only), "b_only": list(b_only), "cluster_method": method}
 
 
 def _verdict(p, delta, alpha: float, positive: str = "above", negative: str = "below") -> np.ndarray:
