@@ -439,7 +439,8 @@ def cmd_power(args) -> int:
     noise = Noise(lang_sd=args.lang_sd, run_sd=args.run_sd, noise_sd=args.noise_sd, rho=args.rho)
     noise.check()
     options = PowerOptions(n_sims=args.n_sims, seed=args.seed, alpha=args.alpha, target=args.target, test=args.test,
-                           noise=noise, coefs=parse_coefs(args.coef), english_direct=args.english_direct, ks=ks)
+                           noise=noise, coefs=parse_coefs(args.coef), english_direct=args.english_direct, ks=ks,
+                           workers=args.workers or min(2, os.cpu_count() or 1))
     table = power_analysis(design, args.effect, options)
     rows = [{k: (None if isinstance(v, float) and v != v else (round(v, 4) if isinstance(v, float) else v))
              for k, v in r.items()} for r in table.to_dict("records")]
@@ -713,8 +714,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replicates of the cluster bootstrap (default: 2000)")
     p.add_argument("--power-effect", type=float, metavar="POINTS",
                    help="also run `linguamix power` for this effect on the input's design (report appendix)")
-    p.add_argument("--power-sims", type=int, default=100,
-                   help="simulated studies per effect size for --power-effect (default: 100)")
+    p.add_argument("--power-sims", type=int, default=50,
+                   help="simulated studies per effect size for --power-effect (default: 50)")
 
     p = _add(sub, "simulate", cmd_simulate, "[analyze] a results table for a whole design drawn from planted "
                                             "regression coefficients (to validate `analyze`)")
@@ -731,7 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", help="also write per-item predictions here (.csv or .parquet)")
 
     p = _add(sub, "power", cmd_power, "[analyze] power of each of the paper's comparisons to detect an effect, and "
-                                      "the minimum detectable effect at 80 %% power, by simulation through `analyze`")
+                                      "the minimum detectable effect at power 0.8, by simulation through `analyze`")
     p.add_argument("--design", required=True, help="a study config (YAML), or `paper` for the paper's design")
     p.add_argument("--effect", type=float, required=True, metavar="POINTS", help="effect size in accuracy points")
     p.add_argument("--n-sims", type=int, default=50, help="simulated studies per effect size (default: 50)")
@@ -748,6 +749,8 @@ def build_parser() -> argparse.ArgumentParser:
     _noise_args(p)
     p.add_argument("--n-items", type=int, help="test items per language for every task (default: math 250, api 399)")
     p.add_argument("--seeds", help="comma-separated training seeds (default: the config's seeds; paper: 0)")
+    p.add_argument("--workers", type=int, help="processes to spread the simulated studies over; the numbers do "
+                                               "not depend on it (default: 2, or 1 on a single core)")
     _format_arg(p)
 
     bench = sub.add_parser("bench", help="[bench] measure linguamix's fast paths against the plain ones on this machine",

@@ -49,7 +49,7 @@ class AnalysisOptions:
     """Intervals drawn in the figures: `cluster` (cluster-aware bootstrap) or `wilson` (the paper's pooled)."""
     power_effect: float | None = None
     """With a value (accuracy points): also run `linguamix power` on this input's design (report appendix)."""
-    power_sims: int = 100
+    power_sims: int = 50
     """Simulated studies per effect size of that power analysis."""
 
 

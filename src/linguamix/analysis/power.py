@@ -65,6 +65,8 @@ class PowerOptions:
     families: tuple[str, ...] = ("comparisons", "regression")
     find_mde: bool = True
     """Search the minimum detectable effect (False: power at the requested effect and size only)."""
+    workers: int = 1
+    """Processes the simulated studies are spread over (the results do not depend on it)."""
 
 
 def design_from_results(rows: pd.DataFrame, ev) -> Design:
@@ -150,8 +152,8 @@ def _verdicts(df: pd.DataFrame, test: str) -> pd.Series:
 class _Study:
     """One family's detections on every simulated study, memoised per effect."""
 
-    def __init__(self, design: Design, o: PowerOptions, family: str):
-        self.design, self.o, self.family = design, o, family
+    def __init__(self, design: Design, o: PowerOptions, family: str, pool=None):
+        self.design, self.o, self.family, self.pool = design, o, family, pool
         self.table = design_table(design)
         self.base = planted_mean(self.table, o.coefs)
         self.layout = layout(self.table, design)
@@ -171,13 +173,25 @@ class _Study:
         """Per comparison: (detected share, rejected-either-way share) per simulated study."""
         if effect not in self.memo:
             per = {n: (np.full(self.n_sims, np.nan), np.full(self.n_sims, np.nan)) for n in self.names()}
-            for s in range(self.n_sims):
-                for name, (hit, reject) in self._one(s, effect).items():
+            sims = range(self.n_sims)
+            if self.pool is None:
+                results = [self._one(s, effect) for s in sims]
+            else:  # every study is seeded by its index: the same numbers with any number of workers
+                chunks = [list(sims[i::self.o.workers]) for i in range(self.o.workers)]
+                results = [r for part in self.pool.map(_run_chunk, [(self, effect, c) for c in chunks]) for r in part]
+                results = [results[i] for i in np.argsort([s for c in chunks for s in c])]
+            for s, (detections, baseline) in enumerate(results):
+                for name, (hit, reject) in detections.items():
                     per[name][0][s], per[name][1][s] = hit, reject
+                for name, value in baseline.items():
+                    self.baseline.setdefault(name, value)
             self.memo[effect] = per
         return self.memo[effect]
 
-    def _one(self, s: int, effect: float) -> dict[str, tuple[float, float]]:
+    def __getstate__(self):  # sent to the workers without the pool and the memo
+        return {**self.__dict__, "pool": None, "memo": {}}
+
+    def _one(self, s: int, effect: float) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
         o = self.o
         draws = draw(self.table, self.design, o.noise, np.random.default_rng([o.seed, s]), self.layout)
         if self.family == "regression":
@@ -186,14 +200,14 @@ class _Study:
             c = pooled_regression(self.pooled(sim), seed=s, n_resamples=o.n_boot_regression).coefficients
             row = c.set_index("feature").loc["sqrt_L_over_Lmax"]
             if np.isnan(row["coef"]):  # not estimable in this design (e.g. one mixture size): no detection rule
-                return {}
+                return {}, {}
             return {"regression:sqrt_L_over_Lmax": (float(row["ci_low"] > 0),
-                                                    float(row["ci_low"] > 0 or row["ci_high"] < 0))}
+                                                    float(row["ci_low"] > 0 or row["ci_high"] < 0))}, {}
         sim = outcomes(self.table, self.planter.comparisons(self.base, effect), draws)
         rows = self.pooled(sim)
         # Welch needs only counts; the paired tests need the item outcomes (and, for several runs, the bootstrap)
         boot = ClusterBootstrap(sim.evaluations(), n_boot=o.n_boot, rng=[o.seed, s, 1]) if o.test == "paired" else None
-        out = {}
+        out, baseline = {}, {}
         comp = tables.bilingual_comparisons(rows, reference=o.reference, boot=boot, alpha=o.alpha)
         v = _verdicts(comp, o.test)
         for setting in tables.SETTINGS:
@@ -201,10 +215,9 @@ class _Study:
             if sel.any():
                 out[f"bilingual_vs_english_only:{setting}"] = (float((v[sel] == "better").mean()),
                                                                float((v[sel] != "indistinguishable").mean()))
-                self.baseline.setdefault(f"bilingual_vs_english_only:{setting}",
-                                         float(comp.loc[sel, "accuracy_ref"].mean()))
+                baseline[f"bilingual_vs_english_only:{setting}"] = float(comp.loc[sel, "accuracy_ref"].mean())
         if not len(self.planter.zs):
-            return out
+            return out, baseline
         zs = tables.zero_shot_vs_direct(rows, ks=o.ks, reference=o.reference, alpha=o.alpha, test=o.test,
                                         english_direct=o.english_direct, boot=boot)
         for k in o.ks:
@@ -212,8 +225,8 @@ class _Study:
             if sel.any():
                 out[f"zero_shot_vs_direct:k={k}"] = (float((zs.loc[sel, "verdict"] == "below").mean()),
                                                      float((zs.loc[sel, "verdict"] != "indistinguishable").mean()))
-                self.baseline.setdefault(f"zero_shot_vs_direct:k={k}", float(zs.loc[sel, "accuracy_direct"].mean()))
-        return out
+                baseline[f"zero_shot_vs_direct:k={k}"] = float(zs.loc[sel, "accuracy_direct"].mean())
+        return out, baseline
 
     def power(self, name: str, effect: float) -> float:
         return float(np.nanmean(self.at(effect)[name][0]))
@@ -247,9 +260,30 @@ def power_analysis(design: Design, effect: float, options: PowerOptions = PowerO
         raise ConfigError(f"--test {o.test!r}: expected paired or welch")
     if effect < 0:
         raise ConfigError(f"--effect must be >= 0 (a magnitude in accuracy points), got {effect}")
+    if o.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {o.workers}")
+    pool = None
+    if o.workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(o.workers, mp_context=multiprocessing.get_context("fork"))
+    try:
+        return _power_table(design, effect, o, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _run_chunk(args):
+    study, effect, sims = args
+    return [study._one(s, effect) for s in sims]
+
+
+def _power_table(design: Design, effect: float, o: PowerOptions, pool) -> pd.DataFrame:
     rows = []
     for family in o.families:
-        study = _Study(design, o, family)
+        study = _Study(design, o, family, pool)
         at_effect, at_zero = study.at(float(effect)), study.at(0.0)
         for name in study.names():
             if name not in at_effect or np.isnan(at_effect[name][0]).all():
