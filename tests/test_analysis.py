@@ -222,6 +222,7 @@ def _csvs(analysis):
     return out
 
 
+@pytest.mark.slow
 def test_same_input_and_seed_give_identical_csvs_whatever_the_row_order():
     sim = simulate(paper_design(), seed=5, predictions=False)
     opts = AnalysisOptions(seed=11, n_boot_median=199, n_boot_regression=99, n_boot_cluster=199)

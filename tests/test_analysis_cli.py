@@ -44,6 +44,7 @@ def table(**changes) -> pd.DataFrame:
     return pd.DataFrame(base)
 
 
+@pytest.mark.slow
 def test_analyze_writes_every_output_reproducibly(tiny_results, tmp_path, capsys):
     from linguamix.analysis import figures
     from linguamix.analysis.pipeline import AnalysisOptions, CSV_FILES, csv_text, run_analysis
