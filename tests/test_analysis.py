@@ -1,5 +1,6 @@
 """The analysis: statistics pinned to known values, and every analysis recovering effects planted by
 `simulate` (tables drawn from known regression coefficients)."""
+import io
 import math
 
 import numpy as np
@@ -29,7 +30,7 @@ def planted():
     design = paper_design()
     design = type(design)(design.models, design.tasks, design.mixtures, design.eval_langs,
                           {"math": 2000, "api": 2000})
-    sim = simulate(design, coefs=UNCLIPPED, seed=7, noise_sd=0.01, predictions=False)
+    sim = simulate(design, coefs=UNCLIPPED, seed=7, lang_sd=0.0, run_sd=0.0, noise_sd=0.01, predictions=False)
     assert sim.clipped == 0
     return sim
 
@@ -80,7 +81,13 @@ def test_bootstrap_median_is_seeded_and_handles_degenerate_samples():
 
 
 # -- planted effects -----------------------------------------------------------------------------------------
-def test_regression_recovers_planted_coefficients(planted):
+def test_regression_recovers_planted_coefficients():
+    design = paper_design()
+    design = type(design)(design.models, design.tasks, design.mixtures, design.eval_langs,
+                          {"math": 2000, "api": 2000})
+    # independent items (rho = 0): the row bootstrap of Table 3 knows nothing of shared item difficulty
+    planted = simulate(design, coefs=UNCLIPPED, seed=7, lang_sd=0.0, run_sd=0.0, noise_sd=0.01, rho=0.0,
+                       predictions=False)
     reg = tables.pooled_regression(planted.table, seed=3, n_resamples=400)
     coefs = reg.coefficients.set_index("feature")
     assert list(coefs.index) == ["intercept", *tables.FEATURES]
@@ -137,7 +144,7 @@ def test_median_deltas_and_win_rates_match_the_planted_deltas(planted):
 
 def test_a_planted_penalty_turns_wins_into_losses():
     coefs = {**UNCLIPPED, "eval_lang_in_training": -0.1, "sqrt_L_over_Lmax": 0.0}
-    sim = simulate(paper_design(), coefs=coefs, seed=1, noise_sd=0.0, predictions=False)
+    sim = simulate(paper_design(), coefs=coefs, seed=1, lang_sd=0.0, run_sd=0.0, noise_sd=0.0, predictions=False)
     wins = tables.win_rates(tables.bilingual_comparisons(sim.table)).set_index("setting")
     assert wins.loc["direct", "wins"] == 0
     assert wins.loc["en", "total"] == 40 and 0.2 < wins.loc["en", "win_rate"] < 0.8  # no planted effect: a coin
@@ -151,7 +158,8 @@ def test_zero_shot_verdicts_follow_the_planted_effect(coefs, verdict):
     opposite = {"above": "below", "below": "above"}
     design = paper_design()
     design = type(design)(design.models, design.tasks, design.mixtures, design.eval_langs, {"math": 2000, "api": 2000})
-    sim = simulate(design, coefs={**UNCLIPPED, **coefs}, seed=2, noise_sd=0.0, predictions=False)
+    sim = simulate(design, coefs={**UNCLIPPED, **coefs}, seed=2, lang_sd=0.0, run_sd=0.0, noise_sd=0.0,
+                   predictions=False)
     zs = tables.zero_shot_vs_direct(sim.table)
     # 5 models x 2 tasks x 5 languages with a direct mixture (te has none) x 3 diversity levels
     assert len(zs) == 150 and set(zs["k"]) == {4, 6, 9} and "te" not in set(zs["eval_lang"])
@@ -176,8 +184,14 @@ def test_mcnemar_is_used_where_per_item_predictions_exist():
     zs = tables.zero_shot_vs_direct(res.rows, preds, test="mcnemar")
     assert (zs["test"] == "mcnemar").all() and zs["p_mcnemar"].between(0, 1).all()
     assert (zs["zero_shot_only"] + zs["direct_only"] > 0).all()
-    welch = tables.zero_shot_vs_direct(res.rows, preds)
+    # the exact McNemar p of each case, from its discordant counts (statsmodels)
+    from statsmodels.stats.contingency_tables import mcnemar
+    r = zs.iloc[0]
+    ref = mcnemar([[0, int(r["zero_shot_only"])], [int(r["direct_only"]), 0]], exact=True).pvalue
+    assert r["p_mcnemar"] == pytest.approx(ref)
+    welch = tables.zero_shot_vs_direct(res.rows, preds, test="welch")
     assert (welch["test"] == "welch").all() and np.allclose(welch["p_mcnemar"], zs["p_mcnemar"])
+    assert (welch["verdict"] == welch["verdict_welch"]).all() and (zs["verdict"] == zs["verdict_paired"]).all()
 
 
 def test_heatmap_is_the_change_from_the_pretrained_model(planted):
@@ -208,15 +222,20 @@ def _csvs(analysis):
     return out
 
 
+@pytest.mark.slow
 def test_same_input_and_seed_give_identical_csvs_whatever_the_row_order():
     sim = simulate(paper_design(), seed=5, predictions=False)
-    opts = AnalysisOptions(seed=11, n_boot_median=199, n_boot_regression=99)
+    opts = AnalysisOptions(seed=11, n_boot_median=199, n_boot_regression=99, n_boot_cluster=199)
     first = _csvs(run_analysis(as_results(sim.table), opts))
     shuffled = sim.table.sample(frac=1.0, random_state=0)
     assert _csvs(run_analysis(as_results(shuffled), opts)) == first
     other = _csvs(run_analysis(as_results(sim.table), AnalysisOptions(seed=12, n_boot_median=199,
-                                                                       n_boot_regression=99)))
-    assert other["scaling.csv"] == first["scaling.csv"]  # no randomness there
+                                                                       n_boot_regression=99, n_boot_cluster=199)))
+    def wilson_part(text):  # the paper's columns: no randomness there (the cluster bootstrap follows the seed)
+        return pd.read_csv(io.StringIO(text)).drop(columns=["ci_low_cluster", "ci_high_cluster"])
+
+    pd.testing.assert_frame_equal(wilson_part(other["scaling.csv"]), wilson_part(first["scaling.csv"]))
+    assert other["scaling.csv"] != first["scaling.csv"]
     assert other["regression.csv"] != first["regression.csv"]  # the split and the bootstrap follow the seed
 
 
@@ -238,3 +257,23 @@ def test_paper_default_coefficients_and_unknown_overrides():
         parse_coefs(["nonsense=1"])
     with pytest.raises(ConfigError, match="not a number"):
         parse_coefs(["math_task=abc"])
+
+
+# -- coverage -----------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_cluster_intervals_cover_pooled_accuracies_that_wilson_misses():
+    # The coverage study of docs/statistics.md at a small scale: correlated items (shared difficulty),
+    # language effects and training noise; the planted value is a configuration's expected accuracy.
+    from dataclasses import replace
+
+    from linguamix.analysis.coverage import coverage_study
+
+    design = paper_design()
+    design = replace(design, models=design.models[2:4], tasks=("math",), eval_langs=("en", "es", "bn"),
+                     n_items={"math": 100})
+    out = coverage_study(design, n_tables=25, seed=5, n_boot=200, focus=("qwen3-8b", "math", "high", 4))
+    pooled = out[out["class"].str.contains("2\\+ runs")].set_index("class")
+    assert set(pooled.index) == {"resource level, 2+ runs", "language level, 2+ runs"}
+    assert (pooled["intervals"] >= 25 * 16).all()
+    assert (pooled["coverage_cluster"] >= 0.9).all(), pooled
+    assert (pooled["coverage_wilson"] < pooled["coverage_cluster"] - 0.1).all(), pooled

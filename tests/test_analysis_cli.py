@@ -20,7 +20,8 @@ eval: {languages: [en, bn, te]}
 FIGURES = ["scaling", "scaling_per_language", "bilingual_deltas", "zero_shot_vs_direct", "heatmap_gemma3",
            "heatmap_qwen3", "regression"]
 CSVS = ["scaling.csv", "bilingual_comparisons.csv", "bilingual_deltas.csv", "win_rates.csv", "win_rates_by_task.csv",
-        "zero_shot_vs_direct.csv", "zero_shot_summary.csv", "heatmap_deltas.csv", "regression.csv"]
+        "bilingual_verdicts.csv", "bilingual_verdicts_by_task.csv", "zero_shot_vs_direct.csv", "zero_shot_summary.csv",
+        "heatmap_deltas.csv", "seeds.csv", "regression.csv"]
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,12 @@ def test_analyze_writes_every_output_reproducibly(tiny_results, tmp_path, capsys
     assert '<img src="zero_shot_vs_direct.svg"' in html and digest in html and "<table>" in html
     svg = (a / "scaling.svg").read_text()
     assert "Number of training languages" in svg and "Accuracy (%)" in svg  # labelled axes (text kept as text)
+    # both interval kinds, named, and the verdicts under both tests; the figures draw the cluster-aware one
+    assert "95 % cluster bootstrap CI (items × runs)" in svg
+    assert " W[" in report and " C[" in report and "W = the paper's pooled Wilson interval" in report
+    assert "paired: better / indist. / worse" in report and "Welch (paper's test): above / indist. / below" in report
+    assert "the paper's value (Table 2)" in report
+    assert report.startswith("# linguamix analysis report\n\n**Simulated data.**")  # the CSV has p_planted
 
 
 def test_analyze_rejects_bad_input_in_one_line_and_writes_nothing(tmp_path, capsys):
@@ -167,3 +174,26 @@ def test_parquet_input_and_unknown_formats(tiny_results, tmp_path):
     other.write_text("x")
     with pytest.raises(DataError, match="unsupported results format"):
         load_results(other)
+
+
+@pytest.mark.slow
+def test_interval_and_english_direct_choices_are_named(tiny_results, tmp_path):
+    db = tmp_path / "results.duckdb"
+    assert main(["simulate", "--design", str(tiny_results.parent / "tiny.yaml"), "--out", str(db), "--seed", "3",
+                 "--n-items", "120"]) == 0
+    out = tmp_path / "out"
+    assert main(["analyze", str(db), "--out", str(out), "--n-boot-median", "99", "--n-boot-regression", "49",
+                 "--n-boot-cluster", "199", "--intervals", "wilson", "--english-direct", "bilingual-mean",
+                 "--power-effect", "10", "--power-sims", "2"]) == 0
+    assert "95 % pooled Wilson CI (paper)" in (out / "scaling.svg").read_text()
+    assert "for en: mean of bilingual en+X" in (out / "zero_shot_vs_direct.svg").read_text()
+    report = (out / "report.md").read_text()
+    assert report.startswith("# linguamix analysis report\n\n**Simulated data.**")  # said at the top
+    assert "`--english-direct bilingual-mean`" in report and "Figures draw W (`--intervals wilson`)" in report
+    zs = pd.read_csv(out / "zero_shot_vs_direct.csv")
+    en = zs[zs["eval_lang"] == "en"]
+    # direct exposure for English = the four bilingual en+X models pooled: several runs, so the paired bootstrap
+    assert len(en) and (en["direct_mixture"].str.count(";") == 3).all() and (en["test"] == "paired-bootstrap").all()
+    power = pd.read_csv(out / "power.csv")
+    assert "regression:sqrt_L_over_Lmax" in set(power["comparison"]) and power["power"].between(0, 1).all()
+    assert "## Appendix: statistical power" in report and "[power.csv](power.csv)" in report

@@ -2,7 +2,9 @@
 
 Both files hold the same blocks (headings, paragraphs, tables, figures); figures are linked (Markdown)
 or embedded as <img> of the SVG (HTML), and every CSV is linked. Every number shown carries its n and
-its 95 % interval; the header states the seed and the SHA-256 of the input.
+its 95 % interval; pooled accuracies carry both the paper's pooled Wilson interval (W) and the
+cluster-aware bootstrap interval (C). The header states the seed and the SHA-256 of the input, and a
+report made from simulated data says so first.
 """
 from __future__ import annotations
 
@@ -19,6 +21,12 @@ Block = tuple  # ("h1"|"h2"|"p"|"list"|"table"|"figure", ...)
 SETTING_NAMES = {"en": "English", "direct": "non-English, direct exposure",
                  "cross_lingual": "non-English, cross-lingual"}
 PAPER_WIN_RATES = {"en": "75.0 % [59.8, 85.8]", "direct": "87.5 % [73.9, 94.5]", "cross_lingual": "74.4 % [67.1, 80.5]"}
+PAPER_COLUMN = "the paper's value (Table 2)"
+CLUSTER_TEXT = {"items": "resamples items (by item id, jointly across languages, mixtures, seeds and models) and, "
+                         "where two or more runs are pooled, runs",
+                "counts": "has no per-item predictions to resample, so it bounds the item noise from the counts "
+                          "(perfectly correlated across cells for pooled accuracies, independent for differences) "
+                          "and resamples runs where two or more are pooled"}
 
 
 # -- number formatting -------------------------------------------------------------------------------
@@ -45,27 +53,53 @@ def build_blocks(a: Analysis) -> list[Block]:
     r, o = a.results, a.options
     df = r.rows
     reg = a.regression.info
-    blocks: list[Block] = [
-        ("h1", "linguamix analysis report"),
+    ev = r.cells()
+    n_seeds = ev.n_seeds
+    blocks: list[Block] = [("h1", "linguamix analysis report")]
+    if r.simulated:
+        blocks.append(("p", f"**Simulated data.** This report is made from a simulated results table, not from "
+                            f"trained models: {r.simulated}. Columns labelled as the paper's show the paper's "
+                            f"published values for comparison only."))
+    seeds_text = (f"{n_seeds} per configuration; the cluster intervals resample them as runs, and seeds.csv "
+                  f"has every accuracy's seed-to-seed spread" if n_seeds >= 2 else
+                  "1 per configuration (as in the paper): no interval carries seed-to-seed training noise, except "
+                  "where several mixtures are pooled and resampled as runs")
+    blocks += [
         ("list", [
             f"Input: `{r.source}` ({len(df)} rows: {df['model'].nunique()} models, {df['task'].nunique()} tasks, "
             f"{df['mixture'].nunique()} mixtures incl. pretrained, {df['eval_lang'].nunique()} evaluation languages)",
             f"Input SHA-256: `{r.sha256}`",
             f"Seed: {o.seed} (bootstrap resamples: {o.n_boot_median} per median, {o.n_boot_regression} for the "
             f"regression; regression split {o.train_fraction:.0%} / {1 - o.train_fraction:.0%})",
-            "Per-item predictions: " + ("present (paired McNemar tests computed)" if r.predictions is not None
-                                        else "absent (no McNemar tests)"),
+            "Per-item predictions: " + ("present (paired tests and item-clustered intervals computed)"
+                                        if a.cluster_method == "items" else
+                                        "absent (no paired tests; cluster intervals use the counts-only bound)"),
+            f"Training seeds: {seeds_text}",
+            f"Intervals: W = the paper's pooled Wilson interval (every pooled item counted as independent); "
+            f"C = the cluster-aware bootstrap interval ({o.n_boot_cluster} replicates), which "
+            f"{CLUSTER_TEXT[a.cluster_method]}. Figures draw "
+            + ("C" if o.intervals == "cluster" else "W") + f" (`--intervals {o.intervals}`).",
+            f"Tests: paired (exact McNemar where each side is one run, else the paired cluster bootstrap) and "
+            f"Welch's t-test on item outcomes (the paper's); verdicts at α = {o.alpha} are counted under both; "
+            f"the zero-shot verdict is decided by `{o.zero_shot_test}`.",
+            f"Direct exposure for {o.reference} (zero-shot analysis): "
+            + ("the English-only model" if o.english_direct == "english-only" else
+               f"the mean of the bilingual {o.reference}+X models") + f" (`--english-direct {o.english_direct}`).",
             *r.notes,
         ]),
         ("p", "Conventions. Accuracies are pooled over the cells they summarise (sum of correct / sum of items) and "
-              "shown in percent with 95 % Wilson intervals and their number of items n. Differences of accuracies "
-              "are in percentage points. Win rates and shares of cases carry Wilson intervals over comparisons. "
+              "shown in percent with their number of items n and two 95 % intervals: W, the paper's pooled Wilson "
+              "interval, and C, the cluster-aware one (the CSVs: `ci_low`/`ci_high` and "
+              "`ci_low_cluster`/`ci_high_cluster`). Differences of accuracies are in percentage points, with "
+              "Newcombe's interval (independent items) and the cluster-aware one (paired items). Win rates and "
+              "shares of cases carry Wilson intervals over comparisons. "
               "Median differences carry 95 % bootstrap intervals (BCa; percentile where BCa is undefined). "
               f"The reference language of the English-only and bilingual mixtures is `{o.reference}`."),
     ]
     blocks += _scaling(a) + _bilingual(a) + _win_rates(a) + _zero_shot(a) + _heatmaps(a) + _regression(a, reg)
-    blocks += [("h2", "Files"), ("list", [f"[{name}]({name})" for name in
-                                          [*CSV_FILES, "regression.csv", "regression.json"]])]
+    blocks += _seeds(a) + _power(a)
+    files = [*CSV_FILES, "regression.csv", "regression.json"] + (["power.csv"] if a.power is not None else [])
+    blocks += [("h2", "Files"), ("list", [f"[{name}]({name})" for name in files])]
     return blocks
 
 
@@ -77,9 +111,18 @@ def _figure(a: Analysis, name: str, caption: str) -> list[Block]:
 def _scaling(a: Analysis) -> list[Block]:
     s = a.scaling[a.scaling["level"] == "resource"]
     rows = []
+    has_cluster = "ci_low_cluster" in s.columns
+
+    def cell(x) -> str:
+        text = f"{pct(x['accuracy'])} W{ci(x['ci_low'], x['ci_high'])}"
+        if has_cluster:
+            text += f" C{ci(x['ci_low_cluster'], x['ci_high_cluster'])} runs={int(x['n_runs'])}"
+            if not _isnan(x.get("seed_sd")):
+                text += f" seed SD={100 * x['seed_sd']:.1f}"
+        return text + f" n={int(x['n'])}"
+
     for (model, task, group), g in s.groupby(["model", "task", "group"], sort=False):
-        cells = {int(x["n_train_langs"]): f"{pct(x['accuracy'])} {ci(x['ci_low'], x['ci_high'])} n={int(x['n'])}"
-                 for _, x in g.iterrows()}
+        cells = {int(x["n_train_langs"]): cell(x) for _, x in g.iterrows()}
         rows.append((model, task, group, cells))
     levels = sorted({lv for *_, cells in rows for lv in cells})
     header = ["model", "task", "group"] + [("pretrained" if lv == 0 else f"L={lv}") for lv in levels]
@@ -88,7 +131,9 @@ def _scaling(a: Analysis) -> list[Block]:
             ("p", "Accuracy (%) by model, task and resource group of the evaluation language (high: "
                   "high-resource languages of the language table, low: low-resource), for each number of training "
                   "languages L, pooled over the mixtures with L languages and the group's languages. "
-                  "Per-language rows are in scaling.csv."),
+                  "W: the paper's pooled Wilson interval; C: the cluster-aware interval (see the header); runs: "
+                  "training runs pooled (resampled when two or more); n: items counted (each distinct item "
+                  "recurs in every pooled cell). Per-language rows are in scaling.csv."),
             ("table", header, table),
             *_figure(a, "scaling", "Accuracy vs number of training languages, by family and resource group"),
             *_figure(a, "scaling_per_language", "Per-language trends; dots are individual mixtures")]
@@ -119,30 +164,61 @@ def _win_rates(a: Analysis) -> list[Block]:
     return [("h2", "3. Win rates of bilingual over English-only training (Table 2)"),
             ("p", "A win is a strictly higher accuracy of the bilingual model (ties are not wins); pooled over "
                   "tasks and models; 95 % Wilson intervals over comparisons."),
-            ("table", ["setting", "wins / comparisons", "win rate [95 % CI]", "paper"], rows(a.win_rates, False)),
+            ("table", ["setting", "wins / comparisons", "win rate [95 % CI]", PAPER_COLUMN],
+             rows(a.win_rates, False)),
             ("p", "By task:"),
-            ("table", ["task", "setting", "wins / comparisons", "win rate [95 % CI]"], rows(a.win_rates_by_task, True))]
+            ("table", ["task", "setting", "wins / comparisons", "win rate [95 % CI]"], rows(a.win_rates_by_task, True)),
+            *_verdict_counts(a)]
+
+
+def _verdict_counts(a: Analysis) -> list[Block]:
+    v = a.bilingual_verdicts
+    if v.empty:
+        return []
+    paired = "better_paired" in v.columns and a.cluster_method == "items"
+
+    def counts(r, t):
+        return f"{int(r[f'better_{t}'])} / {int(r[f'indistinguishable_{t}'])} / {int(r[f'worse_{t}'])}"
+
+    table = [[SETTING_NAMES.get(r["setting"], r["setting"]), str(int(r["total"])), str(int(r["wins"])),
+              counts(r, "paired") if paired else "–", counts(r, "welch")] for _, r in v.iterrows()]
+    return [("p", "Verdicts of the per-comparison tests at α = " + str(a.options.alpha) + " (significantly better / "
+                  "indistinguishable / significantly worse than English-only): a strict win of the paper's count "
+                  "may be a difference of one item. Paired: exact McNemar on the same items (one run a side) or "
+                  "the paired cluster bootstrap (several seeds). Per task in bilingual_verdicts_by_task.csv."),
+            ("table", ["setting", "comparisons", "wins", "paired: better / indist. / worse",
+                       "Welch (paper's test): better / indist. / worse"], table)]
 
 
 def _zero_shot(a: Analysis) -> list[Block]:
     o = a.options
     s = a.zero_shot_summary
     s = s[s["task"] == "all"]  # per task: zero_shot_summary.csv
-    table = [[r["scope"], r["lang_group"], str(int(r["k"])), r["task"], str(int(r["cases"])),
-              f"{int(r['above'])} / {int(r['indistinguishable'])} / {int(r['below'])}",
-              f"{pct(r['share_not_below'])} % {ci(r['ci_low'], r['ci_high'])}"] for _, r in s.iterrows()]
+    def counts(r, suffix=""):
+        return (f"{int(r['above' + suffix])} / {int(r['indistinguishable' + suffix])} / {int(r['below' + suffix])}"
+                if f"above{suffix}" in r and not _isnan(r[f"above{suffix}"]) else "–")
+
+    paired = a.cluster_method == "items"
+    table = [[r["scope"], r["lang_group"], str(int(r["k"])), r["task"], str(int(r["cases"])), counts(r),
+              f"{pct(r['share_not_below'])} % {ci(r['ci_low'], r['ci_high'])}",
+              counts(r, "_paired") if paired else "–", counts(r, "_welch")] for _, r in s.iterrows()]
     test = ("Welch's t-test on the per-item 0/1 outcomes (the paper's two-sided t-test)" if o.zero_shot_test == "welch"
-            else "the exact McNemar test on paired items (Welch's t-test where predictions are missing)")
+            else "the paired test (exact McNemar on the same items where each side is one run, else the paired "
+                 "cluster bootstrap; Welch's t-test where per-item predictions are missing)")
+    direct_ref = (f"the {o.reference}-only model" if o.english_direct == "english-only"
+                  else f"the bilingual {o.reference}+X models pooled (their mean)")
     return [("h2", "4. Zero-shot transfer vs direct exposure (Fig. 4, 9)"),
             ("p", f"For each model, task, evaluation language X and k ∈ {{{', '.join(map(str, o.ks))}}}: accuracy of "
                   f"the k-language mixture(s) without X (zero-shot) vs the bilingual {o.reference}+X mixture (direct; "
-                  f"for X = {o.reference}, the {o.reference}-only model). Verdict at α = {o.alpha} by {test}; "
-                  "`p_mcnemar` is reported wherever per-item predictions exist. Scope `largest` = the largest "
+                  f"for X = {o.reference}: {direct_ref}, `--english-direct {o.english_direct}`). Verdict at "
+                  f"α = {o.alpha} by {test}; the counts under the paired test and under Welch's t-test are shown "
+                  "beside it. Scope `largest` = the largest "
                   "model of each family (the paper's Fig. 4). Group: the reference language, or the resource "
                   "level of a non-reference language. Tasks pooled here; per task in zero_shot_summary.csv. "
                   "Every case, with both accuracies, n, Wilson CIs and p-values, is in zero_shot_vs_direct.csv."),
-            ("table", ["scope", "group", "k", "tasks", "cases", "above / indist. / below",
-                       "indistinguishable or above [95 % CI]"], table),
+            ("table", ["scope", "group", "k", "tasks", "cases", "verdict: above / indist. / below",
+                       "indistinguishable or above [95 % CI]", "paired: above / indist. / below",
+                       "Welch (paper's test): above / indist. / below"], table),
             *_figure(a, "zero_shot_vs_direct", "Zero-shot vs direct exposure; hollow markers: no significant "
                                                "difference")]
 
@@ -176,6 +252,42 @@ def _regression(a: Analysis, info: dict) -> list[Block]:
                      if dropped else "")),
             ("table", ["feature", "coefficient", "95 % CI"], table),
             *_figure(a, "regression", "Regression coefficients with bootstrap 95 % CIs")]
+
+
+def _seeds(a: Analysis) -> list[Block]:
+    s = a.seeds
+    multi = s[s["n_seeds"] >= 2]
+    blocks: list[Block] = [("h2", "7. Seed-to-seed spread")]
+    if multi.empty:
+        return blocks + [("p", "One training seed per configuration (as in the paper): the seed-to-seed spread of "
+                               "these accuracies is unknown, and a difference of 1–3 points between two single "
+                               "runs carries no estimate of it. Set `seeds: [0, 1, 2]` in the study config to "
+                               "measure it; the cluster intervals then resample the seeds.")]
+    table = [[task, str(int(g["n_seeds"].max())), str(len(g)), f"{100 * g['seed_sd'].median():.2f}",
+              f"{100 * g['seed_sd'].quantile(0.9):.2f}", f"{100 * g['seed_sd'].max():.2f}"]
+             for task, g in multi.groupby("task", sort=True)]
+    return blocks + [("p", "SD over seeds of each evaluation cell's accuracy (points), for the cells with two or more "
+                           "seeds; every cell is in seeds.csv, and the scaling table shows each pooled accuracy's "
+                           "seed SD."),
+                     ("table", ["task", "seeds", "cells", "median SD", "90th percentile SD", "max SD"], table)]
+
+
+def _power(a: Analysis) -> list[Block]:
+    blocks: list[Block] = [("h2", "Appendix: statistical power")]
+    p = a.power
+    if p is None:
+        return blocks + [("p", "Not computed for this report. `linguamix analyze --power-effect POINTS` adds it for "
+                               "the input's design; `linguamix power --design paper --effect 3` gives it for the "
+                               "paper's.")]
+    table = [[r["comparison"], f"{r['effect_pts']:g}", f"{100 * r['power']:.0f} % ± {100 * r['power_se']:.0f}",
+              f"{100 * r['size']:.1f} %", "> 30" if _isnan(r["mde_pts"]) else f"{r['mde_pts']:.1f}", r["test"]]
+             for _, r in p.iterrows()]
+    n = int(p["n_sims"].iloc[0]) if len(p) else 0
+    return blocks + [("p", f"Probability that each comparison detects a planted effect (accuracy points) at α = "
+                           f"{a.options.alpha}, from {n} studies simulated on this input's design (calibrated noise) "
+                           "and analysed by the same code (± Monte-Carlo SE); size: rejection rate with no effect; "
+                           "MDE: the smallest effect detected with 80 % power. Method: docs/statistics.md."),
+                     ("table", ["comparison", "effect", "power", "size", "MDE (points)", "test"], table)]
 
 
 # -- rendering -----------------------------------------------------------------------------------------
@@ -217,6 +329,7 @@ def _inline_md(text: str) -> str:
 
     t = html.escape(str(text))
     t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
+    t = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", t)
     return re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r'<a href="\2">\1</a>', t)
 
 

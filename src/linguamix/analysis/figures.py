@@ -1,7 +1,9 @@
 """One function per figure of the paper, each from an analysis table to a matplotlib Figure.
 
-Accuracies are drawn in percent; every point or bar carries its 95 % interval as an error bar. `save`
-writes PNG and SVG that are byte-identical across reruns (fixed SVG hash salt, no dates in metadata).
+Accuracies are drawn in percent; every point or bar carries its 95 % interval as an error bar: for pooled
+accuracies the cluster-aware bootstrap interval by default (`intervals="cluster"`, items x runs), or the
+paper's pooled Wilson interval (`intervals="wilson"`); the title says which. `save` writes PNG and SVG that
+are byte-identical across reruns (fixed SVG hash salt, no dates in metadata).
 """
 from __future__ import annotations
 
@@ -26,6 +28,22 @@ DPI = 120
 # Text stays text in SVG (smaller, faster, searchable); the hash salt makes SVG ids reproducible.
 _STYLE = {"svg.hashsalt": "linguamix", "svg.fonttype": "none", "font.size": 9, "axes.titlesize": 9,
           "axes.labelsize": 9, "legend.fontsize": 8}
+
+
+INTERVAL_TITLES = {"cluster": "95 % cluster bootstrap CI (items × runs)", "wilson": "95 % pooled Wilson CI (paper)"}
+
+
+def _bounds(df: pd.DataFrame, intervals: str, suffix: str = "") -> tuple[str, str]:
+    """The interval columns to draw: cluster-aware where the table has them, else Wilson."""
+    if intervals not in INTERVAL_TITLES:
+        raise ValueError(f"unknown intervals {intervals!r} (cluster or wilson)")
+    if intervals == "cluster" and f"ci_low_cluster{suffix}" in df.columns:
+        return f"ci_low_cluster{suffix}", f"ci_high_cluster{suffix}"
+    return f"ci_low{suffix}", f"ci_high{suffix}"
+
+
+def _interval_title(df: pd.DataFrame, intervals: str, suffix: str = "") -> str:
+    return INTERVAL_TITLES["cluster" if _bounds(df, intervals, suffix)[0].startswith("ci_low_cluster") else "wilson"]
 
 
 def _task_title(task: str) -> str:
@@ -113,11 +131,12 @@ def _acc_limits(lo: pd.Series, hi: pd.Series) -> tuple[float, float]:
     return (max(0.0, 100 * float(lo.min()) - 5), min(100.0, 100 * float(hi.max()) + 5))
 
 
-def scaling_figure(scaling: pd.DataFrame) -> plt.Figure:
+def scaling_figure(scaling: pd.DataFrame, intervals: str = "cluster") -> plt.Figure:
     """Mean accuracy vs number of training languages: rows = tasks, columns = family x resource group."""
     d = scaling[(scaling["level"] == "resource") & (scaling["n_train_langs"] > 0)]
     if d.empty:
         return _no_data("Accuracy vs number of training languages")
+    lo_col, hi_col = _bounds(d, intervals)
     tasks = sorted(d["task"].unique(), key=lambda t: (t != "api", t))
     panels = [(f, g) for f in sorted(d["family"].unique()) for g in ("high", "low") if g in set(d["group"])]
     colors = _model_colors(model_order(d))
@@ -126,14 +145,14 @@ def scaling_figure(scaling: pd.DataFrame) -> plt.Figure:
     with plt.rc_context(_STYLE):
         fig, axes = _grid(len(tasks), len(panels), panel=(3.0, 2.4), hgap=0.75, top=0.85)
         for i, task in enumerate(tasks):
-            ylim = _acc_limits(*(d.loc[d["task"] == task, c] for c in ("ci_low", "ci_high")))
+            ylim = _acc_limits(*(d.loc[d["task"] == task, c] for c in (lo_col, hi_col)))
             for j, (family, group) in enumerate(panels):
                 ax = axes[i][j]
                 _fix_axes(ax, xlim, ylim, show_x=True, show_y=j == 0)
                 sub = cells.get((task, family, group), d.iloc[:0])
                 for model, s in sub.groupby("model", sort=False):
                     s = s.sort_values("n_train_langs")
-                    _errorbar(ax, s["n_train_langs"], s["accuracy"], s["ci_low"], s["ci_high"], marker="o",
+                    _errorbar(ax, s["n_train_langs"], s["accuracy"], s[lo_col], s[hi_col], marker="o",
                               ms=3, lw=1.2, color=colors[model], label=f"{model} ({s['size_b'].iloc[0]:g}B)")
                 ax.set_title(f"{_task_title(task)}\n{family} · {group}-resource languages")
                 if i == len(tasks) - 1:
@@ -142,16 +161,18 @@ def scaling_figure(scaling: pd.DataFrame) -> plt.Figure:
                     ax.set_ylabel("Accuracy (%)")
                 if len(sub):
                     ax.legend(loc="lower right", fontsize=7)
-        _suptitle(fig, "Accuracy vs number of training languages\n(mean over mixtures and languages, 95 % Wilson CI)")
+        _suptitle(fig, "Accuracy vs number of training languages\n(mean over mixtures and languages, "
+                       f"{_interval_title(d, intervals)})")
     return fig
 
 
 # -- Fig. 8 -------------------------------------------------------------------------------------------------
-def scaling_per_language_figure(scaling: pd.DataFrame, results: pd.DataFrame) -> plt.Figure:
+def scaling_per_language_figure(scaling: pd.DataFrame, results: pd.DataFrame, intervals: str = "cluster") -> plt.Figure:
     """Per evaluation language: rows = family x task, columns = languages; lines = models, dots = mixtures."""
     d = scaling[(scaling["level"] == "language") & (scaling["n_train_langs"] > 0)]
     if d.empty:
         return _no_data("Per-language accuracy vs number of training languages")
+    lo_col, hi_col = _bounds(d, intervals)
     tasks = sorted(d["task"].unique(), key=lambda t: (t != "api", t))
     rows = [(f, t) for f in sorted(d["family"].unique()) for t in tasks]
     langs = lang_order(d["group"])
@@ -165,13 +186,13 @@ def scaling_per_language_figure(scaling: pd.DataFrame, results: pd.DataFrame) ->
         fig, axes = _grid(len(rows), len(langs), panel=(2.2, 1.8), wgap=0.2, hgap=0.6, top=0.85, right=1.4)
         for i, (family, task) in enumerate(rows):
             in_row = (d["family"] == family) & (d["task"] == task)
-            ylim = _acc_limits(d.loc[in_row, "ci_low"], d.loc[in_row, "ci_high"])
+            ylim = _acc_limits(d.loc[in_row, lo_col], d.loc[in_row, hi_col])
             for j, lang in enumerate(langs):
                 ax = axes[i][j]
                 _fix_axes(ax, xlim, ylim, show_x=i == len(rows) - 1, show_y=j == 0)
                 for model, s in lines.get((family, task, lang), d.iloc[:0]).groupby("model", sort=False):
                     s = s.sort_values("n_train_langs")
-                    _errorbar(ax, s["n_train_langs"], s["accuracy"], s["ci_low"], s["ci_high"], lw=1.1, ms=0,
+                    _errorbar(ax, s["n_train_langs"], s["accuracy"], s[lo_col], s[hi_col], lw=1.1, ms=0,
                               color=colors[model], label=model)
                 p = dots.get((family, task, lang))
                 if p is not None:  # one scatter per panel, coloured by model
@@ -186,7 +207,7 @@ def scaling_per_language_figure(scaling: pd.DataFrame, results: pd.DataFrame) ->
                 axes[i][-1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.03, 1.0), fontsize=7,
                                    title="Model")
         _suptitle(fig, "Per-language accuracy vs number of training languages\n"
-                       "(lines: mean with 95 % Wilson CI; dots: individual mixtures)")
+                       f"(lines: mean with {_interval_title(d, intervals)}; dots: individual mixtures)")
     return fig
 
 
@@ -220,14 +241,20 @@ def bilingual_figure(deltas: pd.DataFrame) -> plt.Figure:
 
 
 # -- Fig. 4, 9 ----------------------------------------------------------------------------------------------
-def zero_shot_figure(zs: pd.DataFrame) -> plt.Figure:
-    """Zero-shot (k languages without X) vs direct bilingual exposure: rows = models, columns = k."""
+def zero_shot_figure(zs: pd.DataFrame, intervals: str = "cluster", english_direct: str = "english-only",
+                     reference: str = "en") -> plt.Figure:
+    """Zero-shot (k languages without X) vs direct bilingual exposure: rows = models, columns = k. The x
+    axis names what direct exposure is for the reference language (`english_direct`)."""
     if zs.empty:
         return _no_data("Zero-shot vs direct exposure")
+    zlo, zhi = _bounds(zs, intervals, "_zero_shot")
+    dlo, dhi = _bounds(zs, intervals, "_direct")
+    ref_direct = {"english-only": f"{reference}-only model", "bilingual-mean": f"mean of bilingual {reference}+X"}
+    xlabel = f"Direct exposure accuracy (%)\nbilingual {reference}+X; for {reference}: {ref_direct[english_direct]}"
     models = model_order(zs)
     ks = sorted(zs["k"].unique())
     with plt.rc_context(_STYLE):
-        fig, axes = _grid(len(models), len(ks), panel=(2.5, 2.5), wgap=0.25, hgap=0.45, top=0.75, bottom=1.2,
+        fig, axes = _grid(len(models), len(ks), panel=(2.5, 2.5), wgap=0.25, hgap=0.45, top=0.75, bottom=1.45,
                           min_width=7.8)  # the title and the 3-column legend
         cells = dict(tuple(zs.groupby(["model", "k"], sort=False)))
         for i, model in enumerate(models):
@@ -240,8 +267,8 @@ def zero_shot_figure(zs: pd.DataFrame) -> plt.Figure:
                         ["resource", "task", sub["verdict"] != "indistinguishable"], sort=True):
                     x, y = 100 * g["accuracy_direct"].to_numpy(), 100 * g["accuracy_zero_shot"].to_numpy()
                     color = RESOURCE_COLORS[resource]
-                    ax.errorbar(x, y, xerr=_err(x, 100 * g["ci_low_direct"], 100 * g["ci_high_direct"]),
-                                yerr=_err(y, 100 * g["ci_low_zero_shot"], 100 * g["ci_high_zero_shot"]),
+                    ax.errorbar(x, y, xerr=_err(x, 100 * g[dlo], 100 * g[dhi]),
+                                yerr=_err(y, 100 * g[zlo], 100 * g[zhi]),
                                 fmt=TASK_MARKERS.get(task, "s"), ms=4, capsize=1.5, lw=0.7, color=color,
                                 mfc=color if significant else "white")
                     for lang, xi, yi in zip(g["eval_lang"], x, y):
@@ -249,7 +276,7 @@ def zero_shot_figure(zs: pd.DataFrame) -> plt.Figure:
                 ax.plot([0, 100], [0, 100], ls="--", lw=0.8, color="grey")
                 ax.set_title(f"{model} · {k} languages")
                 if i == len(models) - 1:
-                    ax.set_xlabel("Bilingual direct exposure accuracy (%)")
+                    ax.set_xlabel(xlabel)
                 if j == 0:
                     ax.set_ylabel("Zero-shot accuracy (%)")
         from matplotlib.lines import Line2D
@@ -262,7 +289,9 @@ def zero_shot_figure(zs: pd.DataFrame) -> plt.Figure:
                            label="hollow: no significant difference"),
                     Line2D([], [], color="grey", ls="--", label="parity (zero-shot = direct)")]
         fig.legend(handles=handles, loc="lower center", ncol=3, bbox_to_anchor=(0.5, 0.05 / fig.get_figheight()))
-        _suptitle(fig, "Zero-shot cross-lingual transfer vs direct bilingual exposure\n(95 % Wilson CIs)")
+        test = "paired test" if "verdict_paired" in zs.columns and (zs["test"] != "welch").any() else "Welch t-test"
+        _suptitle(fig, "Zero-shot cross-lingual transfer vs direct bilingual exposure\n"
+                       f"({_interval_title(zs, intervals, '_zero_shot')}; hollow: no significant difference, {test})")
     return fig
 
 

@@ -9,10 +9,11 @@ Accepted inputs (chosen by file suffix):
     `accuracy`, `ci_low`, `ci_high` are allowed and ignored; accuracy is always recomputed from counts),
   - table `predictions` (optional): one row per scored item, columns at least
     `model, task, mixture, eval_lang, item_id, correct` (correct: bool or 0/1; `seed` optional),
-  - table `runs` (not read here).
+  - table `runs` (not read here),
+  - table `simulation` (optional, written by `linguamix simulate`): marks the data as simulated.
 
 Per-item predictions may also come from a separate CSV/Parquet/JSONL file (`predictions=`); they enable
-the paired McNemar test in the zero-shot analysis.
+the paired tests and the item-clustered bootstrap (linguamix.analysis.clusters).
 
 Required columns of the results table (one row per trained or pretrained model x task x eval language):
 
@@ -28,7 +29,9 @@ Required columns of the results table (one row per trained or pretrained model x
     correct (int)       items answered correctly (0 <= correct <= n)
 
 Duplicated (model, task, mixture, eval_lang) rows are an error, unless a `seed` column tells them apart:
-then the seeds are pooled (n and correct summed) and the report says so.
+then `rows` pools the seeds (n and correct summed; the paper's analyses) and `evaluations` keeps them apart
+(seed-to-seed spread, run resampling). A column `p_planted` (or a DuckDB table `simulation`) marks a
+table drawn by `linguamix simulate`.
 """
 from __future__ import annotations
 
@@ -39,8 +42,9 @@ import pandas as pd
 
 from .. import languages, tasks
 from ..errors import DataError
-from ..store import sha256_file
 from ..mixtures import PRETRAINED
+from ..store import sha256_file
+from .evaluations import Evaluations, from_frames, normalise_seed, pool_seeds
 
 REQUIRED_COLUMNS = ("model", "family", "size_b", "task", "mixture", "train_langs", "n_train_langs",
                     "eval_lang", "n", "correct")
@@ -62,6 +66,13 @@ class ResultsTable:
     """KEY + item_id + correct (bool), or None when no per-item predictions were given."""
     notes: tuple[str, ...] = field(default_factory=tuple)
     """Things the reader did that the report must state (e.g. pooled seeds)."""
+    evaluations: Evaluations | None = None
+    """Per-seed cells and per-item outcomes; None = derive from `rows` and `predictions` (one seed)."""
+    simulated: str | None = None
+    """How the table was simulated, when it was (`linguamix simulate`); None for real results."""
+
+    def cells(self) -> Evaluations:
+        return self.evaluations if self.evaluations is not None else from_frames(self.rows, self.predictions)
 
 
 def load_results(path: str | Path, *, predictions: str | Path | None = None) -> ResultsTable:
@@ -77,8 +88,9 @@ def load_results(path: str | Path, *, predictions: str | Path | None = None) -> 
     if not path.is_file():
         raise DataError(f"{path}: results file not found")
     suffix = path.suffix.lower()
+    simulated = None
     if suffix in (".duckdb", ".db"):
-        table, pred_df = _read_duckdb(path)
+        table, pred_df, simulated = _read_duckdb(path)
         line_offset = None
     elif suffix == ".csv":
         table = _read_table_file(path)
@@ -98,12 +110,15 @@ def load_results(path: str | Path, *, predictions: str | Path | None = None) -> 
         pred_source = str(pred_path)
     else:
         pred_source = f"{path}:predictions"
-    rows, notes = validate_results(table, source=str(path), line_offset=line_offset)
+    if simulated is None and "p_planted" in table.columns:
+        simulated = "a table with planted accuracies (column p_planted), as `linguamix simulate` writes"
+    rows, cells, notes = validate_table(table, source=str(path), line_offset=line_offset)
     preds = None
     if pred_df is not None:
-        preds, pred_notes = validate_predictions(pred_df, rows, source=pred_source)
+        preds, pred_notes = validate_predictions(pred_df, cells, source=pred_source)
         notes = notes + pred_notes
-    return ResultsTable(rows=rows, source=str(path), sha256=digest, predictions=preds, notes=tuple(notes))
+    return ResultsTable(rows=rows, source=str(path), sha256=digest, predictions=preds, notes=tuple(notes),
+                        evaluations=from_frames(cells, preds), simulated=simulated)
 
 
 # -- readers -------------------------------------------------------------------------------------------
@@ -130,7 +145,7 @@ def _read_table_file(path: Path, columns: list[str] | None = None) -> pd.DataFra
     raise DataError(f"{path}: unsupported format '{suffix}' (use .csv, .parquet or .jsonl)")
 
 
-def _read_duckdb(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def _read_duckdb(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, str | None]:
     import duckdb
 
     try:
@@ -147,11 +162,15 @@ def _read_duckdb(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
             have = {r[0] for r in con.execute("DESCRIBE predictions").fetchall()}
             cols = [c for c in (*PREDICTION_COLUMNS, "seed") if c in have]
             preds = con.execute(f"SELECT {', '.join(cols)} FROM predictions").df() if cols else pd.DataFrame()
+        simulated = None
+        if "simulation" in tables:
+            row = con.execute("SELECT * FROM simulation LIMIT 1").df()
+            simulated = str(row["description"].iloc[0]) if "description" in row and len(row) else "simulated"
     except duckdb.Error as e:  # a truncated or damaged file fails at the first read, not at connect
         raise DataError(f"{path}: cannot read as DuckDB ({str(e).splitlines()[0][:200]})") from None
     finally:
         con.close()
-    return table, preds
+    return table, preds, simulated
 
 
 # -- validation ----------------------------------------------------------------------------------------
@@ -183,7 +202,15 @@ def _as_str(df: pd.DataFrame, col: str) -> pd.Series:
 
 def validate_results(df: pd.DataFrame, *, source: str = "<results>",
                      line_offset: int | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Check every row; return the normalised table (REQUIRED_COLUMNS, seeds pooled) and notes.
+    """Check every row; return the normalised table (REQUIRED_COLUMNS, seeds pooled) and notes."""
+    rows, _, notes = validate_table(df, source=source, line_offset=line_offset)
+    return rows, notes
+
+
+def validate_table(df: pd.DataFrame, *, source: str = "<results>",
+                   line_offset: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Check every row; return (rows: REQUIRED_COLUMNS with seeds pooled, cells: one row per seed with
+    KEY + seed ('' without a seed column) + the other columns, notes).
 
     Errors name the first offending row (`line L` for CSV, where the header is line 1; else `row R`,
     1-based) and the column. Nothing is dropped silently.
@@ -201,8 +228,7 @@ def validate_results(df: pd.DataFrame, *, source: str = "<results>",
     out["n"] = _as_int(df, "n", source, line_offset)
     out["correct"] = _as_int(df, "correct", source, line_offset)
     has_seed = "seed" in df.columns
-    if has_seed:
-        out["seed"] = _as_str(df, "seed")
+    out["seed"] = df["seed"].map(normalise_seed) if has_seed else ""
 
     known = {lang.code for lang in languages.all_languages()}
     for i, r in enumerate(out.itertuples(index=False)):
@@ -241,16 +267,16 @@ def validate_results(df: pd.DataFrame, *, source: str = "<results>",
         raise DataError(f"{_where(source, int(second), line_offset)}: duplicate of "
                         f"{_where(source, int(first), line_offset).split(': ', 1)[1]} ({what})"
                         + ("" if has_seed else "; add a 'seed' column to pool repeated runs"))
+    out["train_langs"] = out["train_langs"].map(lambda s: "+".join(sorted(s.split("+"))) if s else "")
+    cells = sort_results(out, extra=["seed"])
     if has_seed:
         n_seeds = out.groupby(list(KEY))["seed"].nunique()
         if (n_seeds > 1).any():
             notes.append(f"{int((n_seeds > 1).sum())} (model, task, mixture, eval_lang) cells have several seeds "
-                         f"(up to {int(n_seeds.max())}); their counts are pooled (n and correct summed).")
-        first_cols = ["family", "size_b", "train_langs", "n_train_langs"]
-        out = (out.groupby(list(KEY), sort=False, as_index=False)
-               .agg(**{c: (c, "first") for c in first_cols}, n=("n", "sum"), correct=("correct", "sum")))
-    out["train_langs"] = out["train_langs"].map(lambda s: "+".join(sorted(s.split("+"))) if s else "")
-    return sort_results(out[list(REQUIRED_COLUMNS)]), notes
+                         f"(up to {int(n_seeds.max())}); the paper's analyses use their counts pooled (n and correct "
+                         f"summed); the cluster intervals resample the seeds as runs.")
+        out = pool_seeds(out, list(REQUIRED_COLUMNS))
+    return sort_results(out[list(REQUIRED_COLUMNS)]), cells, notes
 
 
 def _check_mixture(r, where: str, known: set[str]) -> None:
@@ -279,21 +305,22 @@ def _check_mixture(r, where: str, known: set[str]) -> None:
                         f"(expected {expected!r}, or '{PRETRAINED}' with empty train_langs)")
 
 
-def sort_results(df: pd.DataFrame) -> pd.DataFrame:
+def sort_results(df: pd.DataFrame, extra: list[str] | None = None) -> pd.DataFrame:
     """Canonical row order (so that the input's row order never changes a result)."""
     order = {lang.code: i for i, lang in enumerate(languages.all_languages())}
     return (df.assign(_lang=df["eval_lang"].map(order))
-            .sort_values(["family", "size_b", "model", "task", "n_train_langs", "mixture", "_lang"], kind="mergesort")
+            .sort_values(["family", "size_b", "model", "task", "n_train_langs", "mixture", "_lang", *(extra or [])],
+                         kind="mergesort")
             .drop(columns="_lang").reset_index(drop=True))
 
 
 def validate_predictions(df: pd.DataFrame, results: pd.DataFrame, *,
                          source: str = "<predictions>") -> tuple[pd.DataFrame | None, list[str]]:
-    """Check per-item predictions against the results table.
+    """Check per-item predictions against the results table (per-seed cells, or rows without seeds).
 
-    Returns (KEY + item_id + correct) or None with a note when they cannot be paired unambiguously
-    (an item scored twice for the same cell, e.g. several seeds). Per-cell counts that disagree with
-    the results table are an error: the two would describe different evaluations.
+    Returns (KEY + seed + item_id + correct) or None with a note when they cannot be paired unambiguously
+    (an item scored twice for the same cell and seed, or seeds in one table only). Per-cell counts that
+    disagree with the results table are an error: the two would describe different evaluations.
     """
     missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
     if missing:
@@ -307,20 +334,37 @@ def validate_predictions(df: pd.DataFrame, results: pd.DataFrame, *,
         i = int(parsed.isna().to_numpy().nonzero()[0][0])
         raise DataError(f"{source}: row {i + 1}: column 'correct': expected true/false or 0/1, got {raw.iloc[i]!r}")
     p["correct"] = parsed.astype(bool)
-    if p.duplicated([*KEY, "item_id"]).any():
-        return None, ["Per-item predictions score some items more than once for the same cell (several seeds?); "
-                      "the paired McNemar test is not computed."]
-    counts = p.groupby(list(KEY)).agg(n=("correct", "size"), correct=("correct", "sum")).reset_index()
-    merged = counts.merge(results[[*KEY, "n", "correct"]], on=list(KEY), how="left", suffixes=("_pred", ""))
+    p["seed"] = df["seed"].reset_index(drop=True).map(normalise_seed) if "seed" in df.columns else ""
+    res = results if "seed" in results.columns else results.assign(seed="")
+    unpaired = ["Per-item predictions score some items more than once for the same cell and seed; the paired "
+                "tests and the item-clustered bootstrap are not computed."]
+    if not (res["seed"] != "").any():
+        if p.duplicated([*KEY, "item_id"]).any():
+            return None, unpaired
+        p["seed"] = ""
+    elif not (p["seed"] != "").any():
+        if res.groupby(list(KEY))["seed"].nunique().max() > 1:
+            return None, ["Per-item predictions have no seed column but the results have several seeds; the paired "
+                          "tests and the item-clustered bootstrap are not computed."]
+        p = p.drop(columns="seed").merge(res[[*KEY, "seed"]], on=list(KEY), how="left").fillna({"seed": ""})
+    if p.duplicated([*KEY, "seed", "item_id"]).any():
+        return None, unpaired
+    key = [*KEY, "seed"]
+    counts = p.groupby(key).agg(n=("correct", "size"), correct=("correct", "sum")).reset_index()
+    merged = counts.merge(res[[*key, "n", "correct"]], on=key, how="left", suffixes=("_pred", ""))
     orphan = merged["n"].isna()
     if orphan.any():
         r = merged[orphan].iloc[0]
         raise DataError(f"{source}: predictions for a cell absent from the results table "
-                        f"({', '.join(f'{k}={r[k]}' for k in KEY)})")
+                        f"({', '.join(f'{k}={r[k]}' for k in key if r[k] != '')})")
     bad = (merged["n_pred"] != merged["n"]) | (merged["correct_pred"] != merged["correct"])
     if bad.any():
         r = merged[bad].iloc[0]
         raise DataError(f"{source}: predictions disagree with the results table for "
-                        f"{', '.join(f'{k}={r[k]}' for k in KEY)}: {int(r['correct_pred'])}/{int(r['n_pred'])} "
-                        f"items correct vs correct={int(r['correct'])}, n={int(r['n'])}")
-    return p, []
+                        f"{', '.join(f'{k}={r[k]}' for k in key if r[k] != '')}: {int(r['correct_pred'])}/"
+                        f"{int(r['n_pred'])} items correct vs correct={int(r['correct'])}, n={int(r['n'])}")
+    missing_cells = len(res) - len(counts)
+    notes = [] if missing_cells == 0 else [
+        f"Per-item predictions cover {len(counts)} of {len(res)} evaluation cells; the paired tests and the "
+        f"item-clustered bootstrap need all of them and use the counts-only bound instead."]
+    return p[[*KEY, "seed", "item_id", "correct"]], notes

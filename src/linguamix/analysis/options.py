@@ -23,11 +23,24 @@ class AnalysisOptions(BaseModel):
     """Significance level of the zero-shot vs direct tests (intervals are always 95 %)."""
     ks: tuple[int, ...] = (4, 6, 9)
     """Diversity levels of the zero-shot analysis (numbers of training languages), comma-separated."""
-    zero_shot_test: Literal["welch", "mcnemar"] = "welch"
-    """Test deciding the zero-shot verdict: `welch` (paper: t-test on item outcomes) or `mcnemar` (paired,
-    where per-item predictions exist)."""
+    zero_shot_test: Literal["paired", "welch", "mcnemar"] = "paired"
+    """Test deciding the zero-shot verdict: `paired` (McNemar / paired bootstrap where per-item predictions
+    exist, else Welch) or `welch` (the paper's t-test on item outcomes, as if the items were independent);
+    `mcnemar` is the old name of `paired`."""
     reference: str = "en"
     """The language of the English-only baseline and of the bilingual en+X mixtures."""
+    english_direct: Literal["english-only", "bilingual-mean"] = "english-only"
+    """Direct exposure for the reference language in the zero-shot analysis: `english-only` or
+    `bilingual-mean` (the bilingual reference+X models pooled)."""
+    n_boot_cluster: int = Field(default=2000, ge=1)
+    """Replicates of the cluster bootstrap (items x runs) behind every cluster-aware interval and paired
+    bootstrap test."""
+    intervals: Literal["cluster", "wilson"] = "cluster"
+    """Intervals drawn in the figures: `cluster` (cluster-aware bootstrap) or `wilson` (the paper's pooled)."""
+    power_effect: float | None = Field(default=None, gt=0)
+    """With a value (accuracy points): also run `linguamix power` on this input's design (report appendix)."""
+    power_sims: int = Field(default=50, ge=2)
+    """Simulated studies per effect size of that power analysis."""
 
     @field_validator("ks", mode="before")
     @classmethod

@@ -1,6 +1,6 @@
 """`linguamix analyze`: every analysis of the paper from one results table, then CSVs and figures.
 
-    linguamix analyze results.csv --out report/ [--seed 0]
+    linguamix analyze results.csv --out report/ [--seed 0] [--intervals cluster|wilson]
 
 `run_analysis` computes (nothing is written until every analysis has succeeded); `write_outputs` writes the
 CSVs, regression.json and the figures. The report (report.md, index.html) is rendered by linguamix.report
@@ -30,10 +30,17 @@ class Analysis:
     bilingual_deltas: pd.DataFrame
     win_rates: pd.DataFrame
     win_rates_by_task: pd.DataFrame
+    bilingual_verdicts: pd.DataFrame
+    bilingual_verdicts_by_task: pd.DataFrame
     zero_shot: pd.DataFrame
     zero_shot_summary: pd.DataFrame
     heatmaps: pd.DataFrame
     regression: tables.Regression
+    seeds: pd.DataFrame
+    """Seed-to-seed spread of every cell (tables.seed_spread)."""
+    cluster_method: str
+    """`items` (per-item predictions: items resampled) or `counts` (the counts-only bound)."""
+    power: pd.DataFrame | None = None
     figures: dict[str, list[str]] = field(default_factory=dict)
     """Figure name -> file names (png, svg) relative to the output directory; filled by write_outputs."""
 
@@ -45,9 +52,12 @@ CSV_FILES = {
     "bilingual_deltas.csv": ("bilingual_deltas", ["task", "setting", "median_delta", "ci_low", "ci_high", "n"]),
     "win_rates.csv": ("win_rates", None),
     "win_rates_by_task.csv": ("win_rates_by_task", None),
+    "bilingual_verdicts.csv": ("bilingual_verdicts", None),
+    "bilingual_verdicts_by_task.csv": ("bilingual_verdicts_by_task", None),
     "zero_shot_vs_direct.csv": ("zero_shot", None),
     "zero_shot_summary.csv": ("zero_shot_summary", None),
     "heatmap_deltas.csv": ("heatmaps", None),
+    "seeds.csv": ("seeds", None),
 }
 
 
@@ -57,25 +67,47 @@ def _child_seed(seed: int, name: str) -> int:
 
 
 def run_analysis(results: ResultsTable, options: AnalysisOptions = AnalysisOptions()) -> Analysis:
+    from .clusters import ClusterBootstrap
+
+    if options.intervals not in ("cluster", "wilson"):
+        raise ValueError(f"unknown intervals {options.intervals!r} (cluster or wilson)")
     df = results.rows
     ref = options.reference
-    comparisons = tables.bilingual_comparisons(df, reference=ref)
-    zero_shot = tables.zero_shot_vs_direct(df, results.predictions, ks=options.ks, reference=ref,
-                                           alpha=options.alpha, test=options.zero_shot_test)
+    ev = results.cells()
+
+    def boot(name: str) -> ClusterBootstrap:  # one per analysis: adding one never changes another's numbers
+        return ClusterBootstrap(ev, n_boot=options.n_boot_cluster, rng=_child_seed(options.seed, f"cluster:{name}"))
+
+    comparisons = tables.bilingual_comparisons(df, reference=ref, boot=boot("bilingual"), alpha=options.alpha)
+    zero_shot = tables.zero_shot_vs_direct(df, ks=options.ks, reference=ref, alpha=options.alpha,
+                                           test=options.zero_shot_test, english_direct=options.english_direct,
+                                           boot=boot("zero_shot"))
+    power = None
+    if options.power_effect is not None:
+        from .power import PowerOptions, design_from_results, power_analysis
+
+        power = power_analysis(design_from_results(df, ev), options.power_effect,
+                               PowerOptions(n_sims=options.power_sims, seed=options.seed, alpha=options.alpha,
+                                            reference=ref, english_direct=options.english_direct, ks=options.ks))
     return Analysis(
         results=results, options=options,
-        scaling=tables.scaling(df),
+        scaling=tables.scaling(df, boot=boot("scaling")),
         comparisons=comparisons,
         bilingual_deltas=tables.bilingual_deltas(comparisons, n_resamples=options.n_boot_median,
                                                  rng=_child_seed(options.seed, "bilingual_deltas")),
         win_rates=tables.win_rates(comparisons),
         win_rates_by_task=tables.win_rates(comparisons, by_task=True),
+        bilingual_verdicts=tables.bilingual_verdicts(comparisons),
+        bilingual_verdicts_by_task=tables.bilingual_verdicts(comparisons, by_task=True),
         zero_shot=zero_shot,
         zero_shot_summary=tables.zero_shot_summary(zero_shot, reference=ref),
-        heatmaps=tables.heatmap_deltas(df, reference=ref),
+        heatmaps=tables.heatmap_deltas(df, reference=ref, boot=boot("heatmaps")),
         regression=tables.pooled_regression(df, seed=_child_seed(options.seed, "regression"),
                                             train_fraction=options.train_fraction,
                                             n_resamples=options.n_boot_regression),
+        seeds=tables.seed_spread(ev),
+        cluster_method="items" if ev.items is not None else "counts",
+        power=power,
     )
 
 
@@ -114,12 +146,17 @@ def write_outputs(analysis: Analysis, out_dir: str | Path) -> Analysis:
         store.write_text(out / name, csv_text(df[cols] if cols else df))
     store.write_text(out / "regression.csv", csv_text(analysis.regression.coefficients))
     store.write_json(out / "regression.json", regression_json(analysis))
+    if analysis.power is not None:
+        store.write_text(out / "power.csv", csv_text(analysis.power))
 
+    iv, o = analysis.options.intervals, analysis.options
     made = {
-        "scaling": figures.scaling_figure(analysis.scaling),
-        "scaling_per_language": figures.scaling_per_language_figure(analysis.scaling, analysis.results.rows),
+        "scaling": figures.scaling_figure(analysis.scaling, intervals=iv),
+        "scaling_per_language": figures.scaling_per_language_figure(analysis.scaling, analysis.results.rows,
+                                                                    intervals=iv),
         "bilingual_deltas": figures.bilingual_figure(analysis.bilingual_deltas),
-        "zero_shot_vs_direct": figures.zero_shot_figure(analysis.zero_shot),
+        "zero_shot_vs_direct": figures.zero_shot_figure(analysis.zero_shot, intervals=iv,
+                                                        english_direct=o.english_direct, reference=o.reference),
     }
     for family in sorted(analysis.results.rows["family"].unique()):
         made[f"heatmap_{_slug(family)}"] = figures.heatmap_figure(analysis.heatmaps, family)

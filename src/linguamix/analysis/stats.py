@@ -133,6 +133,18 @@ def mcnemar_test(a, b) -> tuple[float, int, int]:
     return (float(mcnemar(table, exact=True).pvalue), a_only, b_only)
 
 
+def mcnemar_exact(a_only, b_only):
+    """Exact McNemar p-values from discordant counts, element-wise: 2 * P(Binomial(a+b, 1/2) <= min(a, b)),
+    capped at 1 (what statsmodels' `mcnemar(exact=True)` computes); no discordant pair gives p = 1."""
+    import numpy as np
+    from scipy.stats import binom
+
+    a, b = np.broadcast_arrays(np.asarray(a_only, dtype=float), np.asarray(b_only, dtype=float))
+    n = a + b
+    p = np.where(n > 0, np.minimum(1.0, 2 * binom.cdf(np.minimum(a, b), np.where(n > 0, n, 1), 0.5)), 1.0)
+    return float(p) if p.ndim == 0 else p
+
+
 # -- regression ----------------------------------------------------------------------------------------
 def ols_bootstrap(X, y, *, n_resamples: int = 2000, confidence: float = 0.95, rng=None):
     """Percentile-bootstrap intervals of OLS coefficients, resampling rows (instances) with replacement.
@@ -147,9 +159,17 @@ def ols_bootstrap(X, y, *, n_resamples: int = 2000, confidence: float = 0.95, rn
     rng = np.random.default_rng(rng)
     n = len(y)
     coefs = np.empty((n_resamples, X.shape[1]))
-    for b in range(n_resamples):
-        idx = rng.integers(0, n, n)
-        coefs[b] = np.linalg.lstsq(X[idx], y[idx], rcond=None)[0]
+    # Resamples in blocks, each solved through its normal equations as one batched pseudo-inverse (the
+    # minimum-norm least-squares solution, as lstsq gives, also for a rank-deficient resample).
+    for start in range(0, n_resamples, 256):
+        stop = min(n_resamples, start + 256)
+        idx = rng.integers(0, n, (stop - start, n))
+        w = np.bincount((idx + n * np.arange(stop - start)[:, None]).ravel(),
+                        minlength=(stop - start) * n).reshape(stop - start, n).astype(float)
+        wx = w[:, :, None] * X  # resample x row x feature
+        xtx = wx.transpose(0, 2, 1) @ X
+        xty = wx.transpose(0, 2, 1) @ y
+        coefs[start:stop] = np.einsum("bij,bj->bi", np.linalg.pinv(xtx, hermitian=True), xty)
     tail = (1 - confidence) / 2
     lo, hi = np.quantile(coefs, [tail, 1 - tail], axis=0)
     return lo, hi
