@@ -42,7 +42,7 @@ import pandas as pd
 
 from .. import languages, tasks
 from ..errors import DataError
-from ..mixtures import PRETRAINED
+from ..mixtures import PRETRAINED, label, languages_of
 from ..store import sha256_file
 from .evaluations import Evaluations, from_frames, normalise_seed, pool_seeds
 
@@ -267,7 +267,7 @@ def validate_table(df: pd.DataFrame, *, source: str = "<results>",
         raise DataError(f"{_where(source, int(second), line_offset)}: duplicate of "
                         f"{_where(source, int(first), line_offset).split(': ', 1)[1]} ({what})"
                         + ("" if has_seed else "; add a 'seed' column to pool repeated runs"))
-    out["train_langs"] = out["train_langs"].map(lambda s: "+".join(sorted(s.split("+"))) if s else "")
+    out["train_langs"] = out["train_langs"].map(lambda s: label(languages_of(s)))
     cells = sort_results(out, extra=["seed"])
     if has_seed:
         n_seeds = out.groupby(list(KEY))["seed"].nunique()
@@ -280,7 +280,7 @@ def validate_table(df: pd.DataFrame, *, source: str = "<results>",
 
 
 def _check_mixture(r, where: str, known: set[str]) -> None:
-    codes = [c.strip() for c in r.train_langs.split("+")] if r.train_langs else []
+    codes = list(languages_of(r.train_langs))
     if r.mixture == PRETRAINED:
         if codes:
             raise DataError(f"{where}: column 'train_langs': must be empty for mixture '{PRETRAINED}', "
@@ -299,7 +299,7 @@ def _check_mixture(r, where: str, known: set[str]) -> None:
     if r.n_train_langs != len(codes):
         raise DataError(f"{where}: column 'n_train_langs': {r.n_train_langs} but train_langs "
                         f"{r.train_langs!r} lists {len(codes)}")
-    expected = "+".join(sorted(codes))
+    expected = label(codes)
     if r.mixture != expected:
         raise DataError(f"{where}: column 'mixture': {r.mixture!r} does not match train_langs {r.train_langs!r} "
                         f"(expected {expected!r}, or '{PRETRAINED}' with empty train_langs)")

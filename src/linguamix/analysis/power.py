@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ..mixtures import PRETRAINED, Mixture
+from ..mixtures import PRETRAINED, Mixture, label, languages_of
 from . import tables
 from .clusters import ClusterBootstrap
 from .evaluations import pool_seeds
@@ -78,7 +78,7 @@ def design_from_results(rows: pd.DataFrame, ev) -> Design:
     seeds = tuple(int(s) if str(s).lstrip("-").isdigit() else i for i, s in enumerate(seeds))
     return Design(models=tuple(SimModel(m.model, m.family, float(m.size_b)) for m in models.itertuples()),
                   tasks=tuple(sorted(rows["task"].unique())),
-                  mixtures=tuple(Mixture(tuple(t.split("+"))) for t in mixtures),
+                  mixtures=tuple(Mixture.from_id(t) for t in mixtures),
                   eval_langs=tuple(tables.lang_order(rows["eval_lang"])),
                   n_items={t: int(n) for t, n in cells.groupby("task")["n"].max().items()},
                   include_pretrained=bool((rows["mixture"] == PRETRAINED).any()), seeds=seeds)
@@ -91,14 +91,14 @@ class _Planter:
         ref = o.reference
         pos = pd.Series(np.arange(len(table)), index=pd.MultiIndex.from_frame(
             table[["model", "task", "mixture", "eval_lang", "seed"]]))
-        langs = table["train_langs"].str.split("+")
+        langs = table["train_langs"].map(languages_of)
         bi = ((table["n_train_langs"] == 2) & langs.map(lambda c: ref in c)).to_numpy()
         self.bi = np.flatnonzero(bi)
         self.bi_ref = self._find(pos, table.iloc[self.bi].assign(mixture=ref))
         zs = (table["n_train_langs"].isin(o.ks) & ~pd.Series([x in ls for x, ls in zip(table["eval_lang"], langs)],
                                                               index=table.index)).to_numpy()
         zs_rows = table.iloc[np.flatnonzero(zs)]
-        direct = zs_rows["eval_lang"].map(lambda x: ref if x == ref else "+".join(sorted((ref, x))))
+        direct = zs_rows["eval_lang"].map(lambda x: ref if x == ref else label((ref, x)))
         found = self._find(pos, zs_rows.assign(mixture=direct))
         self.zs, self.zs_direct = np.flatnonzero(zs)[found >= 0], found[found >= 0]
         self.zs_bilingual_mean: dict[int, np.ndarray] = {}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..mixtures import PRETRAINED
+from ..mixtures import PRETRAINED, languages_of
 from .stats import ols_bootstrap, r2_score
 
 FEATURES = ("log10_model_size", "qwen_family", "math_task", "pretrained_only", "eval_lang_in_training",
@@ -25,7 +25,7 @@ def regression_features(df: pd.DataFrame, *, l_max: int | None = None) -> pd.Dat
     """
     l_max = int(df["n_train_langs"].max()) if l_max is None else l_max
     pairs = pd.Series(list(zip(df["eval_lang"], df["train_langs"].fillna(""))), index=df.index)
-    in_training = {pair: float(pair[0] in pair[1].split("+")) for pair in set(pairs)}  # few distinct pairs
+    in_training = {pair: float(pair[0] in languages_of(pair[1])) for pair in set(pairs)}  # few distinct pairs
     return pd.DataFrame({
         "log10_model_size": np.log10(df["size_b"].astype(float)),
         "qwen_family": df["family"].str.lower().str.startswith("qwen").astype(float),

@@ -37,7 +37,7 @@ import pandas as pd
 
 from .. import languages
 from ..errors import ConfigError
-from ..mixtures import PRETRAINED, Mixture, design_mixtures
+from ..mixtures import PRETRAINED, Mixture, design_mixtures, label
 from .evaluations import CELL_COLUMNS, Evaluations, TaskItems
 from .noise import Noise
 from .inputs import REQUIRED_COLUMNS
@@ -162,7 +162,7 @@ def design_table(design: Design) -> pd.DataFrame:
                 for seed in seeds:
                     for lang in design.eval_langs:
                         rows.append({"model": model.name, "family": model.family, "size_b": float(model.size_b),
-                                     "task": task, "mixture": mix_id, "train_langs": "+".join(sorted(langs)),
+                                     "task": task, "mixture": mix_id, "train_langs": label(langs),
                                      "n_train_langs": len(langs), "eval_lang": lang,
                                      "n": int(design.n_items[task]), "seed": int(seed)})
     return pd.DataFrame(rows)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .. import languages
-from ..mixtures import PRETRAINED
+from ..mixtures import PRETRAINED, label, languages_of
 from .clusters import ClusterBootstrap, percentile
 from .regression import FEATURES, Regression, pooled_regression, regression_features  # noqa: F401 (re-exported)
 from .stats import bootstrap_median, difference_intervals, welch_test_counts, wilson_arrays
@@ -193,10 +193,10 @@ def bilingual_comparisons(df: pd.DataFrame, *, reference: str = REFERENCE, boot:
                    "verdict_paired"]
     cols += paired_cols if boot is not None else []
     ref = df[df["mixture"] == reference][["model", "task", "mixture", "eval_lang", "n", "correct"]]
-    bi = df[(df["n_train_langs"] == 2) & df["train_langs"].str.split("+").map(lambda c: reference in c)].copy()
+    bi = df[(df["n_train_langs"] == 2) & df["train_langs"].map(languages_of).map(lambda c: reference in c)].copy()
     if bi.empty or ref.empty:
         return pd.DataFrame(columns=cols)
-    bi["added_lang"] = bi["train_langs"].str.split("+").map(lambda c: next(x for x in c if x != reference))
+    bi["added_lang"] = bi["train_langs"].map(languages_of).map(lambda c: next(x for x in c if x != reference))
     m = bi.merge(ref, on=["model", "task", "eval_lang"], suffixes=("_bi", "_ref"))
     m["mixture"] = m["mixture_bi"]
     m["setting"] = np.select([m["eval_lang"] == reference, m["eval_lang"] == m["added_lang"]],
@@ -319,8 +319,8 @@ def zero_shot_vs_direct(df: pd.DataFrame, predictions: pd.DataFrame | None = Non
                  "paired_test", "p_paired", "verdict_paired"]
     d = df.assign(_pos=np.arange(len(df)))
     trained = d[d["mixture"] != PRETRAINED]
-    langs = trained["train_langs"].str.split("+")
-    direct_id = trained["eval_lang"].map(lambda x: reference if x == reference else "+".join(sorted((reference, x))))
+    langs = trained["train_langs"].map(languages_of)
+    direct_id = trained["eval_lang"].map(lambda x: reference if x == reference else label((reference, x)))
     direct = trained[trained["mixture"] == direct_id]
     if english_direct == "bilingual-mean":
         bilingual = (trained["n_train_langs"] == 2) & langs.map(lambda c: reference in c)
@@ -428,7 +428,7 @@ def finetuning_gain(df: pd.DataFrame) -> list[dict]:
     for task, sub in df.groupby("task", sort=True):
         base = sub[sub["mixture"] == PRETRAINED]
         tuned = sub[sub["mixture"] != PRETRAINED]
-        tuned = tuned[[e in t.split("+") for e, t in zip(tuned["eval_lang"], tuned["train_langs"])]]
+        tuned = tuned[[e in languages_of(t) for e, t in zip(tuned["eval_lang"], tuned["train_langs"])]]
         base = base[base["eval_lang"].isin(tuned["eval_lang"])]
         if tuned.empty or base.empty:
             continue
@@ -447,7 +447,7 @@ def heatmap_deltas(df: pd.DataFrame, *, reference: str = REFERENCE, boot: Cluste
     cols += ["ci_low_cluster_pts", "ci_high_cluster_pts"] if boot is not None else []
     pre = df[df["mixture"] == PRETRAINED][["model", "task", "eval_lang", "n", "correct"]]
     src = df[(df["mixture"] == reference) | ((df["n_train_langs"] == 2)
-                                             & df["train_langs"].str.split("+").map(lambda c: reference in c))]
+                                             & df["train_langs"].map(languages_of).map(lambda c: reference in c))]
     if pre.empty or src.empty:
         return pd.DataFrame(columns=cols)
     m = src.merge(pre, on=["model", "task", "eval_lang"], suffixes=("", "_pretrained"))
@@ -458,7 +458,7 @@ def heatmap_deltas(df: pd.DataFrame, *, reference: str = REFERENCE, boot: Cluste
     m["ci_low_pts"], m["ci_high_pts"] = 100 * lo, 100 * hi
     order = {mo: i for i, mo in enumerate(model_order(df))}
     lorder = {c: i for i, c in enumerate(lang_order(df["eval_lang"]))}
-    added = m["train_langs"].str.split("+").map(lambda c: max((lorder.get(x, -1) for x in c if x != reference),
+    added = m["train_langs"].map(languages_of).map(lambda c: max((lorder.get(x, -1) for x in c if x != reference),
                                                                 default=-1))
     m = (m.assign(_m=m["model"].map(order), _src=added, _e=m["eval_lang"].map(lorder))
          .sort_values(["_m", "task", "_src", "_e"], kind="mergesort").reset_index(drop=True))
