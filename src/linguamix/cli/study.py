@@ -23,7 +23,7 @@ def cmd_study_run(args) -> int:
     executor = make_executor(cfg, args.executor, isolation=args.isolation, gpus_per_run=args.gpus_per_run)
     try:
         report = run_study(cfg, args.config, executor, only=only, allow_config_change=args.allow_config_change,
-                           progress=not args.quiet)
+                           progress=not args.quiet, retry_cancelled=args.retry_cancelled)
     finally:
         if hasattr(executor, "close"):
             executor.close()
@@ -47,8 +47,11 @@ def cmd_study_status(args) -> int:
         sys.stdout.write("\n")
         return 0
     if args.format == "table":
-        rows = [{**r, "elapsed": format_seconds(r["elapsed_s"])} for r in rows]
-        emit(rows, "table", ["kind", "model", "task", "mixture", "seed", "state", "attempts", "elapsed", "reason"])
+        rows = [{**r, "elapsed": format_seconds(r["elapsed_s"]),
+                 "job": f"{r['job_id']} {r['job_state']}" if r["job_id"] else ""} for r in rows]
+        slurm = ["job"] if any(r["job"] for r in rows) else []  # SLURM's job id and state, for runs it ran
+        emit(rows, "table", ["kind", "model", "task", "mixture", "seed", "state", "attempts", "elapsed", *slurm,
+                             "reason"])
     else:
         emit(rows, args.format, list(every[0]) if every else None)
     print(summary_line(every), file=sys.stdout if args.format == "table" else sys.stderr)
@@ -95,6 +98,8 @@ def _run_args(p) -> None:
                                                     "train.accelerate_config is set, else 1)")
     p.add_argument("--allow-config-change", action="store_true",
                    help="reuse run directories although their config changed")
+    p.add_argument("--retry-cancelled", action="store_true",
+                   help="slurm: run again the runs a user cancelled (scancel); without it they are left cancelled")
 
 
 def _status_args(p) -> None:
