@@ -53,7 +53,8 @@ def fake_slurm(tmp_path, monkeypatch):
     (state / "sbatch").mkdir(parents=True)
     scripts = {
         "srun": "exit 0",
-        "sbatch": f'n=$(ls {state}/sbatch | wc -l)\ncp "$1" {state}/sbatch/$n.sh\necho "Submitted batch job $((4242 + n))"',
+        "sbatch": f'n=$(ls {state}/sbatch | wc -l)\ncp "$1" {state}/sbatch/$n.sh\n'
+                  'echo "Submitted batch job $((4242 + n))"',
         "squeue": f"cat {state}/squeue.txt 2>/dev/null; exit 0",
         "sacct": f'if [ -f {state}/sacct.txt ]; then cat {state}/sacct.txt; exit 0; fi\n'
                  'echo "sacct: error: Slurm accounting storage is disabled" >&2; exit 1',
@@ -293,7 +294,8 @@ def test_a_warning_far_from_the_limit_is_a_preemption_notice(tmp_path, fake_slur
                        "EndTime=2099-01-01T00:00:00\n", warned=True)
     with pytest.raises(SystemExit):
         job._stopped("7", Outcome("preempted", 75))
-    assert rd.status()["reason"] == "preempted: checkpoint saved; requeued as job 7" and "time_limits" not in rd.status()
+    assert rd.status()["reason"] == "preempted: checkpoint saved; requeued as job 7"
+    assert "time_limits" not in rd.status()
 
 
 def test_checkpoint_in_a_signal_handler_reaps_the_training(tmp_path):
