@@ -120,4 +120,4 @@ def _lock_within(f, seconds: float, rd: RunDir) -> None:
                 raise RunBusy(f"another process holds this run after {seconds:.0f} s (status {st.get('state')}, "
                               f"pid {st.get('pid')} on {st.get('host')}, job {st.get('slurm_job_id')}); "
                               "this job ends without running it") from None
-            time.sleep(1.0)
+            time.sleep(min(1.0, max(0.05, deadline - time.time())))
