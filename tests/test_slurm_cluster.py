@@ -42,7 +42,9 @@ def cluster() -> Cluster:
     r = subprocess.run(["bash", str(REPO / "scripts" / "slurm-local.sh"), "status"], capture_output=True, text=True,
                        timeout=60)
     if r.returncode != 0:
-        pytest.skip(f"the local SLURM cluster is not up (`scripts/slurm-local.sh up`): {r.stdout.strip()}")
+        state = "; ".join(line.strip() for line in r.stdout.splitlines() if line.strip())
+        pytest.skip(f"the local SLURM cluster is not up (`scripts/slurm-local.sh up` starts one; it needs root and "
+                    f"apt): {state}")
     cpus = subprocess.run(["sinfo", "-h", "-N", "-o", "%c"], capture_output=True, text=True).stdout.split()
     return Cluster(cpus=int(cpus[0]))
 
