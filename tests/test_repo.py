@@ -11,4 +11,4 @@ def test_ci_runs_the_readme_commands(repo):
           if line and not line.startswith(("#", "set ", "cd "))]
     install, tests = commands
     assert install.startswith(ci[0] + " && ")  # the first command = install && main job
-    assert ci[1] == tests
+    assert tests in ci[1:]  # as the README writes it (.ci/run starts the local SLURM cluster around it)

@@ -1,11 +1,10 @@
 """Study orchestration without training: run selection, run state, the retry/requeue logic of the
-orchestrator (scripted executor), how a job's end is judged, the subprocess and SLURM executors'
-plumbing (fake commands, a fake sbatch), and `plan`/`status` on the paper's config."""
+orchestrator (scripted executor), how a job's end is judged, the subprocess executor's plumbing (fake
+commands), and `plan`/`status` on the paper's config. The SLURM executor: tests/test_slurm*.py."""
 import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
@@ -16,7 +15,6 @@ from linguamix.config import load_config
 from linguamix.errors import ConfigError
 from linguamix.study.executors.base import Job, Outcome, classify, make_job, resolve_accelerate_config, run_command
 from linguamix.study.executors.local import ProcessExecutor
-from linguamix.study.executors.slurm import RunJob, SubmititExecutor, slurm_parameters
 from linguamix.store import Store
 from linguamix.runs import expand, parse_only, run_config, select
 from linguamix.study.loop import run_study
@@ -223,86 +221,6 @@ def test_multi_gpu_runs_use_accelerate(tmp_path):
     _, missing = _config(tmp_path, train={"accelerate_config": "zero9"})
     with pytest.raises(ConfigError, match="train.accelerate_config"):
         resolve_accelerate_config(missing)
-
-
-def test_checkpoint_tells_the_training_to_save_and_resubmits(tmp_path):
-    _, cfg = _config(tmp_path)
-    spec = expand(cfg)[1]
-    trap = textwrap.dedent("""
-        import signal, sys, time
-        signal.signal(signal.SIGUSR1, lambda *a: sys.exit(75))  # as the trainer: save, exit EXIT_PREEMPTED
-        print('training', flush=True)
-        time.sleep(60)
-    """)
-    job = RunJob(_job(cfg, spec), grace_s=30)
-    job._proc = subprocess.Popen([sys.executable, "-c", trap], stdout=subprocess.PIPE, start_new_session=True)
-    assert job._proc.stdout.readline() == b"training\n"
-    resubmission = job.checkpoint()
-    assert job._proc.returncode == 75
-    fresh = resubmission.function
-    assert isinstance(fresh, RunJob) and fresh.job == job.job and fresh._proc is None
-    assert "_proc" not in json.dumps({k: str(v) for k, v in job.__getstate__().items() if v is not None})
-
-
-# -- SLURM ---------------------------------------------------------------------------------------------------
-def test_slurm_parameters_from_the_config(tmp_path):
-    _, cfg = _config(tmp_path, executor={"kind": "slurm", "slurm": {
-        "partition": "gpu", "account": "proj", "gpus_per_node": 8, "cpus_per_task": 64, "mem_gb": 512,
-        "time_min": 600, "array_parallelism": 12, "additional": {"qos": "high"}}})
-    full = slurm_parameters(cfg, gpus=8, nodes=1)
-    assert full == {"name": "lmx-unit", "timeout_min": 600, "nodes": 1, "tasks_per_node": 1, "gpus_per_node": 8,
-                    "cpus_per_task": 64, "mem_gb": 512, "stderr_to_stdout": True, "slurm_array_parallelism": 12,
-                    "slurm_signal_delay_s": 120, "slurm_partition": "gpu", "slurm_account": "proj",
-                    "slurm_additional_parameters": {"qos": "high"}}
-    one = slurm_parameters(cfg, gpus=1, nodes=1, max_parallel=3)
-    assert (one["cpus_per_task"], one["mem_gb"], one["slurm_array_parallelism"]) == (8, 64, 3)
-
-
-@pytest.fixture()
-def fake_slurm(tmp_path, monkeypatch):
-    """srun/sbatch/squeue stand-ins: sbatch records the script it is given and answers a job id."""
-    bin_dir, record = tmp_path / "bin", tmp_path / "sbatch"
-    bin_dir.mkdir()
-    record.mkdir()
-    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
-    (bin_dir / "sbatch").write_text(f'#!/bin/sh\nn=$(ls {record} | wc -l)\ncp "$1" {record}/$n.sh\n'
-                                    'echo "Submitted batch job $((4242 + n))"\n')
-    (bin_dir / "squeue").write_text("#!/bin/sh\necho 4243_1\n")
-    for f in bin_dir.iterdir():
-        f.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    return record
-
-
-def test_slurm_job_arrays(tmp_path, fake_slurm):
-    (tmp_path / "accelerate").mkdir()
-    (tmp_path / "accelerate" / "ddp.yaml").write_text("distributed_type: MULTI_GPU\n")
-    _, cfg = _config(tmp_path, train={"accelerate_config": "ddp"}, executor={"kind": "slurm", "slurm": {
-        "partition": "gpu", "gpus_per_node": 4, "cpus_per_task": 32, "mem_gb": 256, "time_min": 90,
-        "array_parallelism": 2, "additional": {"qos": "high"}}})
-    ex = SubmititExecutor(cfg, cluster="slurm")
-    specs = select(cfg, parse_only(["model=a,task=math"]))
-    jobs = [make_job(cfg, "s.yaml", s, Store(cfg.output_path).run(s), executor=ex) for s in specs]
-    assert ex.admit(jobs) == len(jobs)
-    handles = ex.submit(jobs)
-    scripts = sorted(fake_slurm.iterdir())
-    assert len(scripts) == 2  # one array for the 3 training runs, one job for the baseline
-    text = {s.name: s.read_text() for s in scripts}
-    train = next(t for t in text.values() if "--array" in t)
-    for line in ("--array=0-2%2", "--gpus-per-node=4", "--cpus-per-task=32", "--mem=256GB", "--time=90",
-                 "--partition=gpu", "--qos=high", "--signal=USR2@120", "--job-name=lmx-unit-train", "--nodes=1"):
-        assert f"#SBATCH {line}\n" in train, line
-    base = next(t for t in text.values() if "--array" not in t)
-    assert "#SBATCH --gpus-per-node=1\n" in base and "#SBATCH --cpus-per-task=8\n" in base
-    ids = sorted(str(h.job_id) for h in handles)
-    assert ids == ["4242", "4243_0", "4243_1", "4243_2"]
-    ledger = json.loads((Store(cfg.output_path).root / "slurm" / "submitted.json").read_text())
-    assert sorted(ledger.values()) == ids and set(ledger) == {s.name for s in specs}
-    # a restarted orchestrator adopts the job squeue still lists instead of submitting its run again
-    again = SubmititExecutor(cfg, cluster="slurm")
-    adopted = again.adopt(jobs)
-    assert [str(h.job_id) for h in adopted] == ["4243_1"]
-    assert [j.spec.name for j in adopted.values()] == [n for n, i in ledger.items() if i == "4243_1"]
 
 
 # -- the paper's config, no GPU, offline ----------------------------------------------------------------------

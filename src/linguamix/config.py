@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
+                      model_validator)
 
 from . import languages, mixtures, tasks
 from .errors import ConfigError
@@ -178,13 +179,25 @@ class EvalConfig(Strict):
 class SlurmConfig(Strict):
     partition: str | None = None
     account: str | None = None
-    gpus_per_node: int = 8
-    cpus_per_task: int = 64
-    mem_gb: int = 512
-    time_min: int = 24 * 60
-    nodes: int = 1
-    array_parallelism: int = 32
-    additional: dict[str, Any] = Field(default_factory=dict)
+    qos: str | None = None
+    constraint: str | None = None
+    gpus_per_node: int = Field(default=8, ge=0)
+    """GPUs per node of a job that trains over several GPUs; 0 = CPU-only jobs (no GPU is requested)."""
+    cpus_per_task: int = Field(default=64, ge=1)
+    mem_gb: int = Field(default=512, ge=1)
+    time_min: int = Field(default=24 * 60, ge=1)
+    """The job's time limit; a job that reaches it saves a checkpoint and is requeued (see max_timeouts)."""
+    nodes: int = Field(default=1, ge=1)
+    processes_per_node: int | None = Field(default=None, ge=1)
+    """Processes per node of a training run with train.accelerate_config (default: one per GPU, else 1)."""
+    array_parallelism: int = Field(default=32, ge=1)
+    signal_delay_s: int = Field(default=120, ge=10)
+    """How long before the time limit the job is told to save (capped at a quarter of time_min)."""
+    max_timeouts: int = Field(default=3, ge=0)
+    """Requeues of a run after it reached the time limit, within one `study run`."""
+    additional_parameters: dict[str, Any] = Field(
+        default_factory=dict, validation_alias=AliasChoices("additional_parameters", "additional"))
+    """Any other sbatch option, passed as is (e.g. {mail-type: END}); `additional` is the old name."""
 
 
 class ExecutorConfig(Strict):

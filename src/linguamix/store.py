@@ -37,7 +37,7 @@ from typing import Any, Iterable, Iterator
 from .errors import ConfigError, DataError, StorageError
 from .records import RunSpec
 
-STATES = ("pending", "running", "done", "failed")
+STATES = ("pending", "running", "done", "failed", "cancelled")
 PACKAGES = ("linguamix", "torch", "transformers", "trl", "accelerate", "datasets", "peft", "vllm", "tokenizers")
 
 
@@ -401,7 +401,7 @@ class RunDir:
             st["attempts"] = int(st.get("attempts", 0)) + 1
             st["started_unix"] = time.time()
             st["host"] = platform.node()
-        if state in ("done", "failed") and "started_unix" in st:
+        if state in ("done", "failed", "cancelled") and "started_unix" in st:
             st["elapsed_s"] = round(time.time() - st["started_unix"], 1)
         st.update(extra)
         write_json(self.path / "status.json", st)

@@ -30,7 +30,8 @@ def cmd_study_run(args) -> int:
     executor = make_executor(cfg, args.executor, isolation=args.isolation, gpus_per_run=args.gpus_per_run)
     try:
         report = run_study(cfg, args.config, executor, only=only, progress=not args.quiet,
-                           changed="rerun" if args.rerun_changed else "accept" if args.accept_changed else "refuse")
+                           changed="rerun" if args.rerun_changed else "accept" if args.accept_changed else "refuse",
+                           retry_cancelled=args.retry_cancelled)
     finally:
         if hasattr(executor, "close"):
             executor.close()
@@ -54,8 +55,11 @@ def cmd_study_status(args) -> int:
         sys.stdout.write("\n")
         return 0
     if args.format == "table":
-        rows = [{**r, "elapsed": format_seconds(r["elapsed_s"])} for r in rows]
-        emit(rows, "table", ["kind", "model", "task", "mixture", "seed", "state", "attempts", "elapsed", "reason"])
+        rows = [{**r, "elapsed": format_seconds(r["elapsed_s"]),
+                 "job": f"{r['job_id']} {r['job_state']}" if r["job_id"] else ""} for r in rows]
+        slurm = ["job"] if any(r["job"] for r in rows) else []  # SLURM's job id and state, for runs it ran
+        emit(rows, "table", ["kind", "model", "task", "mixture", "seed", "state", "attempts", "elapsed", *slurm,
+                             "reason"])
     else:
         emit(rows, args.format, list(every[0]) if every else None)
     print(summary_line(every), file=sys.stdout if args.format == "table" else sys.stderr)
@@ -106,6 +110,8 @@ def _run_args(p) -> None:
                    "runs stop the study before anything starts")
     g.add_argument("--accept-changed", action="store_true", help="keep the results of runs made under another "
                    "configuration (recorded in their status and in the results database)")
+    p.add_argument("--retry-cancelled", action="store_true",
+                   help="slurm: run again the runs a user cancelled (scancel); without it they are left cancelled")
 
 
 def _status_args(p) -> None:

@@ -37,11 +37,13 @@ class StudyReport:
     """Run name -> reason, after the last retry."""
     pending: dict[str, str] = field(default_factory=dict)
     """Runs left unfinished (stopped or preempted too often) -> why."""
+    cancelled: dict[str, str] = field(default_factory=dict)
+    """Runs a user cancelled on the cluster (now, or before this invocation) -> why."""
     seconds: float = 0.0
 
     @property
     def exit_code(self) -> int:
-        return EXIT_FAILED if self.failed else EXIT_PREEMPTED if self.pending else EXIT_OK
+        return EXIT_FAILED if self.failed else EXIT_PREEMPTED if self.pending or self.cancelled else EXIT_OK
 
 
 CHANGED = ("refuse", "rerun", "accept")
@@ -50,11 +52,13 @@ CHANGED = ("refuse", "rerun", "accept")
 
 def run_study(cfg: StudyConfig, config_path: str, executor: Executor, *, only: dict[str, set[str]] | None = None,
               max_retries: int | None = None, changed: str = "refuse", progress: bool = True,
-              poll_s: float = 0.5, prepare_data: bool = True, out=None) -> StudyReport:
+              poll_s: float = 0.5, prepare_data: bool = True, retry_cancelled: bool = False,
+              out=None) -> StudyReport:
     """Run every selected run that is not complete on `executor`, retrying failures up to `max_retries`
     times; print a line per start and finish, and return the report (whose exit_code the CLI returns).
     Runs made under another configuration are refused (ConfigError listing them and what changed), redone
-    from scratch (`changed="rerun"`; the old directory is kept under `replaced/`) or kept (`"accept"`)."""
+    from scratch (`changed="rerun"`; the old directory is kept under `replaced/`) or kept (`"accept"`). Runs a
+    user cancelled on the cluster are left alone unless `retry_cancelled`."""
     out = out or sys.stderr
     say = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
     t0 = time.time()
@@ -63,13 +67,19 @@ def run_study(cfg: StudyConfig, config_path: str, executor: Executor, *, only: d
     accepted = _settle_changed(cfg, config_path, specs, store, changed, say)
     todo = sorted((s for s in specs if not store.run(s).is_complete()), key=lambda s: -_work(cfg, s))
     report = StudyReport(selected=len(specs), skipped=len(specs) - len(todo))
-    say(f"study {cfg.name}: {len(specs)} runs selected, {report.skipped} complete (skipped), {len(todo)} to run "
-        f"on {executor.name}")
+    if not retry_cancelled:
+        st = {s.name: store.run(s).status() for s in todo}
+        report.cancelled = {n: v.get("reason") or "cancelled" for n, v in st.items() if v.get("state") == "cancelled"}
+        todo = [s for s in todo if s.name not in report.cancelled]
+    left = (f"{len(report.cancelled)} cancelled (skipped; --retry-cancelled runs them), " if report.cancelled
+            else "")
+    say(f"study {cfg.name}: {len(specs)} runs selected, {report.skipped} complete (skipped), {left}{len(todo)} to "
+        f"run on {executor.name}")
     if not todo:
         return report
     if prepare_data:
         prepare(cfg, todo, store, progress=progress, say=say)
-    loop = _Loop(cfg, store, executor, report, say, t0,
+    loop = _Loop(cfg, store, executor, report, say, t0, retry_cancelled=retry_cancelled,
                  retries=cfg.executor.max_retries if max_retries is None else max_retries, todo=todo)
     queue = deque(make_job(cfg, config_path, s, store.run(s), executor=executor,
                            allow_config_change=s.name in accepted, progress=progress) for s in todo)
@@ -134,9 +144,9 @@ class _Loop:
     """What the orchestrator says and decides when a job starts and when it ends."""
 
     def __init__(self, cfg, store: Store, executor: Executor, report: StudyReport, say, t0: float, *,
-                 retries: int, todo: list[RunSpec]):
+                 retries: int, todo: list[RunSpec], retry_cancelled: bool = False):
         self.cfg, self.store, self.executor, self.report, self.say, self.t0 = cfg, store, executor, report, say, t0
-        self.retries = retries
+        self.retries, self.retry_cancelled = retries, retry_cancelled
         self.index = {s.name: i for i, s in enumerate(todo, 1)}
         self.width = len(str(len(todo)))
         self.failures: Counter = Counter()
@@ -161,7 +171,11 @@ class _Loop:
             self.report.done.append(name)
             say(f"{tag} {'done':<8} {name} {format_seconds(took)}")
             return False, False
-        if outcome.state == "preempted":
+        if outcome.state == "cancelled" and not self.retry_cancelled:
+            self.report.cancelled[name] = outcome.reason or "cancelled"
+            say(f"{tag} {'cancel':<8} {name}: {outcome.reason or 'cancelled'}")
+            return False, False
+        if outcome.state in ("preempted", "cancelled"):
             self.preemptions[name] += 1
             inline = self.executor.kind == "inline"
             if inline or self.preemptions[name] > MAX_PREEMPTIONS:
@@ -169,7 +183,8 @@ class _Loop:
                 self.report.pending[name] = outcome.reason or "preempted"
                 say(f"{tag} {'stopped':<8} {name}: {outcome.reason or 'preempted'}")
                 return False, inline
-            say(f"{tag} {'requeue':<8} {name}: preempted ({self.preemptions[name]})")
+            why = "cancelled; --retry-cancelled" if outcome.state == "cancelled" else outcome.reason or "preempted"
+            say(f"{tag} {'requeue':<8} {name}: {why} ({self.preemptions[name]})")
             return True, False
         can_retry = outcome.retryable and self.failures[name] < self.retries
         self.failures[name] += 1
@@ -213,9 +228,12 @@ def _work(cfg: StudyConfig, spec: RunSpec) -> float:
 
 
 def _final(report: StudyReport, say: Callable[[str], None]) -> None:
+    cancelled = f", {len(report.cancelled)} cancelled" if report.cancelled else ""
     say(f"study: {report.selected} runs: {report.skipped + len(report.done)} done ({report.skipped} were complete), "
-        f"{len(report.failed)} failed, {len(report.pending)} pending; {format_seconds(report.seconds)}")
+        f"{len(report.failed)} failed, {len(report.pending)} pending{cancelled}; {format_seconds(report.seconds)}")
     for name, reason in report.failed.items():
         say(f"  failed  {name}: {reason}")
     for name, reason in report.pending.items():
         say(f"  pending {name}: {reason}")
+    for name, reason in report.cancelled.items():
+        say(f"  cancelled {name}: {reason}")

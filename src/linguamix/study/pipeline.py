@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from ..config import StudyConfig
-from ..errors import EXIT_PREEMPTED
+from ..errors import EXIT_PREEMPTED, LinguamixError
 from ..records import RunSpec
 from ..runs import run_config
 from ..store import RunDir, Store
@@ -75,6 +75,14 @@ def run_one(cfg: StudyConfig, spec: RunSpec, *, progress: bool = True, allow_con
         return execute(cfg, spec, rd, progress=progress, allow_config_change=allow_config_change)
 
 
+LOCK_WAIT_S = 60.0
+"""How long a SLURM job waits for the run's lock (the previous holder saving its checkpoint) before it ends."""
+
+
+class RunBusy(LinguamixError):
+    """Another process holds the run: a SLURM job does not sit on its allocation waiting for it."""
+
+
 @contextlib.contextmanager
 def _run_lock(rd: RunDir):
     if int(os.environ.get("RANK", "0")) != 0:  # accelerate/torchrun workers: the main process holds it
@@ -88,7 +96,28 @@ def _run_lock(rd: RunDir):
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             print(f"{rd.path.name}: another process holds this run; waiting for it to finish", file=sys.stderr)
-            fcntl.flock(f, fcntl.LOCK_EX)
+            if os.environ.get("SLURM_JOB_ID"):
+                _lock_within(f, LOCK_WAIT_S, rd)
+            else:
+                fcntl.flock(f, fcntl.LOCK_EX)
         except OSError:  # a file system without locks: go on unlocked
             pass
         yield
+
+
+def _lock_within(f, seconds: float, rd: RunDir) -> None:
+    import fcntl
+    import time
+
+    deadline = time.time() + seconds
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.time() >= deadline:
+                st = rd.status()
+                raise RunBusy(f"another process holds this run after {seconds:.0f} s (status {st.get('state')}, "
+                              f"pid {st.get('pid')} on {st.get('host')}, job {st.get('slurm_job_id')}); "
+                              "this job ends without running it") from None
+            time.sleep(min(1.0, max(0.05, deadline - time.time())))

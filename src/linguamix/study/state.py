@@ -12,7 +12,7 @@ from ..records import RunSpec
 from ..runs import expand, run_hash
 from ..store import RunDir, Store
 
-STATES = ("done", "running", "failed", "pending")
+STATES = ("done", "running", "failed", "pending", "cancelled")
 
 
 def run_state(cfg: StudyConfig, spec: RunSpec, rd: RunDir) -> dict[str, Any]:
@@ -23,11 +23,14 @@ def run_state(cfg: StudyConfig, spec: RunSpec, rd: RunDir) -> dict[str, Any]:
 
 def status_rows(cfg: StudyConfig, specs: list[RunSpec] | None = None,
                 store: Store | None = None) -> list[dict[str, Any]]:
-    """One row per run: name, kind, model, task, mixture, seed, state, attempts, elapsed_s, reason, host."""
+    """One row per run: name, kind, model, task, mixture, seed, state, attempts, elapsed_s, reason, host,
+    updated, and the run's SLURM job and its state now (job_id, job_state; None for a local run)."""
     store = store or Store(cfg.output_path)
     now = time.time()
     rows = []
-    for spec in specs if specs is not None else expand(cfg):
+    specs = specs if specs is not None else expand(cfg)
+    jobs = _slurm_jobs(store, [s.name for s in specs])
+    for spec in specs:
         st = run_state(cfg, spec, store.run(spec))
         elapsed = st.get("elapsed_s")
         if st["state"] == "running" and st.get("started_unix"):
@@ -35,14 +38,22 @@ def status_rows(cfg: StudyConfig, specs: list[RunSpec] | None = None,
         rows.append({"name": spec.name, "kind": spec.kind, "model": spec.model, "task": spec.task,
                      "mixture": spec.mixture, "seed": spec.seed, "state": st["state"],
                      "attempts": int(st.get("attempts", 0)), "elapsed_s": elapsed, "reason": st.get("reason"),
-                     "host": st.get("host"), "updated": st.get("updated")})
+                     "host": st.get("host"), "updated": st.get("updated"),
+                     "job_id": jobs.get(spec.name, (None, None))[0], "job_state": jobs.get(spec.name, (None, None))[1]})
     return rows
+
+
+def _slurm_jobs(store: Store, names: list[str]) -> dict[str, tuple[str, str]]:
+    """{run name: (SLURM job id, its state)} when the study ran on SLURM (one squeue call), else {}."""
+    from .executors.slurm_state import job_states, ledger_path
+
+    return job_states(store, names) if ledger_path(store).exists() else {}
 
 
 def summary_line(rows: list[dict[str, Any]]) -> str:
     n = Counter(r["state"] for r in rows)
     return (f"{len(rows)} runs: {n['done']} done, {n['running']} running, {n['failed']} failed, "
-            f"{n['pending']} pending")
+            f"{n['pending']} pending" + (f", {n['cancelled']} cancelled" if n["cancelled"] else ""))
 
 
 def plan_rows(cfg: StudyConfig, store: Store | None = None) -> list[dict[str, Any]]:

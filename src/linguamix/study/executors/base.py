@@ -38,15 +38,27 @@ class Job:
     """GPUs per node (0 = CPU)."""
     nodes: int = 1
     accelerate_config: str | None = None
-    """Resolved `accelerate` config, set for a training run over more than one GPU."""
+    """Resolved `accelerate` config, set for a training run over more than one process."""
     allow_config_change: bool = False
     progress: bool = False
+    processes: int = 0
+    """Processes per node (0 = one per GPU)."""
+
+    @property
+    def world(self) -> int:
+        """Processes over all nodes."""
+        return (self.processes or self.gpus) * self.nodes
+
+    @property
+    def launcher(self) -> bool:
+        """Whether the job's command is a launcher (`accelerate launch`, `torchrun`) starting the processes."""
+        return self.accelerate_config is not None and self.world > 1
 
 
 @dataclass(frozen=True)
 class Outcome:
     state: str
-    """done | failed | preempted"""
+    """done | failed | preempted (resumable: run it again) | cancelled (by the user, on the cluster)"""
     exit_code: int | None = None
     reason: str | None = None
     retryable: bool = True
@@ -55,10 +67,12 @@ class Outcome:
 def make_job(cfg: StudyConfig, config_path: str, spec: RunSpec, rd: RunDir, *, executor,
              allow_config_change: bool = False, progress: bool = False) -> Job:
     gpus, nodes = executor.resources(spec)
-    multi = spec.kind == "train" and gpus * nodes > 1
+    procs = executor.processes(spec) if hasattr(executor, "processes") else gpus  # per node
+    multi = spec.kind == "train" and max(procs, gpus) * nodes > 1
     return Job(spec=spec, config_path=str(Path(config_path).resolve()), run_dir=str(rd.path), gpus=gpus, nodes=nodes,
                accelerate_config=resolve_accelerate_config(cfg) if multi else None,
-               allow_config_change=allow_config_change, progress=progress and executor.kind == "inline")
+               allow_config_change=allow_config_change, progress=progress and executor.kind == "inline",
+               processes=procs if procs != gpus else 0)
 
 
 def resolve_accelerate_config(cfg: StudyConfig) -> str:
@@ -84,14 +98,23 @@ def resolve_accelerate_config(cfg: StudyConfig) -> str:
 def run_command(job: Job, *, machine_rank: int = 0, num_machines: int = 1, main_ip: str | None = None,
                 port: int = 29500) -> list[str]:
     """The command a job runs: `python -m linguamix study run-one`, under `accelerate launch` when the
-    run trains on more than one GPU."""
+    run trains on more than one GPU, under `torchrun` (gloo) when it trains in several CPU processes
+    (accelerate's launcher starts only one process on CPU without MPI)."""
     tail = ["-m", "linguamix", "study", "run-one", job.config_path, "--run", job.spec.name]
     if not job.progress:
         tail.append("--quiet")
     if job.allow_config_change:
         tail.append("--allow-config-change")
-    procs = job.gpus * job.nodes
-    if job.accelerate_config and procs > 1:
+    procs = job.world
+    if job.launcher and not job.gpus:
+        head = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs // job.nodes)]
+        if num_machines > 1:
+            head += ["--nnodes", str(num_machines), "--node_rank", str(machine_rank), "--master_addr", str(main_ip),
+                     "--master_port", str(port)]
+        else:
+            head.append("--standalone")  # a free port: two such jobs may share a node
+        return head + tail[:2] + ["--"] + tail[2:]  # "--": torchrun would take `--run` for its `--run-path`
+    if job.launcher:
         head = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", job.accelerate_config,
                 "--num_processes", str(procs), "--num_machines", str(num_machines)]
         if num_machines > 1:
@@ -126,6 +149,8 @@ def classify(job: Job, code: int | None, *, since: float = 0.0) -> Outcome:
             reason = f"exit code {code}"
         tail = log_tail(rd)
         reason += f": {tail}" if tail else ""
+        if tail.startswith("RunBusy"):  # the run's status belongs to the process that holds it
+            return Outcome("failed", code, reason, retryable=False)
         rd.set_status("failed", reason=reason[:500])
     retryable = code != EXIT_CONFIG and not reason.startswith(NOT_RETRYABLE)
     return Outcome("failed", code, reason, retryable)
@@ -133,15 +158,20 @@ def classify(job: Job, code: int | None, *, since: float = 0.0) -> Outcome:
 
 def log_tail(rd: RunDir) -> str:
     """The last non-empty line of the run's log (what a crash printed last), progress bars removed."""
+    lines = log_lines(rd.log_file, 1)
+    return lines[-1] if lines else ""
+
+
+def log_lines(path: str | Path, n: int) -> list[str]:
+    """The last `n` non-empty lines of a log (each at most 300 characters), progress bars removed."""
     try:
-        with open(rd.log_file, "rb") as f:
-            f.seek(max(0, f.seek(0, 2) - 4096))
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 8192))
             text = f.read().decode("utf-8", "replace")
     except OSError:
-        return ""
+        return []
     lines = [ln.split("\r")[-1].strip() for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln]
-    return lines[-1][:300] if lines else ""
+    return [ln[:300] for ln in lines if ln][-n:]
 
 
 def visible_gpus() -> list[str]:
@@ -199,12 +229,13 @@ def _prctl():
 _PRCTL = _prctl()  # resolved here, not in the forked child (no imports between fork and exec)
 
 
-def spawn(cmd: list[str], job: Job, *, env: dict[str, str] | None = None, launcher: bool = False) -> subprocess.Popen:
+def spawn(cmd: list[str], job: Job, *, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start a job's command in its own session, output appended to the run's log. The child gets SIGTERM
     when its parent dies (a killed orchestrator leaves no orphan training on), and ignores SIGUSR2 (SLURM's
-    early warning, which submitit handles in the parent); a multi-process launcher also ignores SIGUSR1 so
-    that only its workers act on it (they save a checkpoint; the launcher waits for them)."""
-    ignore = (signal.SIGUSR2, signal.SIGUSR1) if launcher else (signal.SIGUSR2,)
+    early warning, which the parent handles) and SIGUSR1 until the trainer installs its handler (a "save now"
+    that comes earlier is not a reason to die; a multi-process launcher never installs one, so only its
+    workers act on it: they save a checkpoint; the launcher waits for them)."""
+    ignore = (signal.SIGUSR2, signal.SIGUSR1)
 
     def child() -> None:
         for sig in ignore:

@@ -138,7 +138,7 @@ class ProcessExecutor:
             env = {"CUDA_VISIBLE_DEVICES": ",".join(ids)} if self.gpus else {}
             if on_start:
                 on_start(job, (f"on GPU {','.join(ids)} " if ids else "") + f"(log: {RunDir(job.run_dir).log_file})")
-            proc = spawn(run_command(job), job, env=env, launcher=job.accelerate_config is not None)
+            proc = spawn(run_command(job), job, env=env)
             self.active[proc.pid] = (proc, job, ids, time.time())
             handles.append(proc.pid)
         return handles
