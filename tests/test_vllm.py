@@ -80,7 +80,7 @@ def agreement(a, b) -> float:
 def test_vllm_greedy_matches_hf(generators):
     hf, vl = generators
     prompts = [ex.prompt for exs in math_examples().values() for ex in exs]
-    for stop in (tasks.get("math").STOP, ("e", "\n")):
+    for stop in (tasks.get("math").stop, ("e", "\n")):
         a = hf.generate(prompts, max_new_tokens=NEW, stop=stop)
         b = vl.generate(prompts, max_new_tokens=NEW, stop=stop)
         assert agreement(a, b) >= MIN_AGREEMENT, [(x.text, y.text) for x, y in zip(a, b) if x.text != y.text]
