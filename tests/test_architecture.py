@@ -21,7 +21,7 @@ STAGES = [
     ("config", {"config"}),
     ("runs", {"runs"}),
     ("data", {"data", "translate"}),
-    ("models", {"models", "generate", "tinymodel", "fastpath"}),
+    ("models", {"models", "generate", "subgen", "tinymodel", "fastpath"}),
     ("train", {"trainer", "train"}),
     ("evaluate", {"evaluate"}),
     ("collect", {"collect"}),

@@ -2,6 +2,7 @@
 (Qwen3 and Gemma-3 tiny models), stop strings are cut the way `tasks.cut_at_stop` cuts, only in the
 generated text, and throughput is reported."""
 import copy
+import os
 
 import pytest
 import torch
@@ -164,3 +165,94 @@ def test_batches_are_length_sorted_and_capped(models, tok):
     flat = [lengths[i] for b in batches for i in b]
     assert flat == sorted(lengths, reverse=True)
     assert all(len(b) <= 3 and len(b) * (lengths[b[0]] + 10) <= 100 or len(b) == 1 for b in batches)
+
+
+# -- generation in a child process (subgen: the epoch-end validation through vLLM) ---------------------
+STAND_IN = '''
+import os, sys, time
+from linguamix.generate import Generation, HFGenerator
+
+
+class Echo:
+    def generate(self, prompts, *, max_new_tokens, stop=()):
+        return [Generation(f"{p[::-1]}|{max_new_tokens}|{'/'.join(stop)}", 0, 0) for p in prompts]
+
+
+def echo(model_dir, tok, **options):
+    return Echo()
+
+
+def hf(model_dir, tok, **options):
+    import torch
+    from linguamix.models import load_model
+    return HFGenerator(load_model(model_dir, dtype=torch.float32, attn_implementation="sdpa"), tok, **options)
+
+
+def crash(model_dir, tok, **options):
+    print("engine starting", flush=True)
+    raise RuntimeError("the engine could not allocate its KV cache")
+
+
+def silent_exit(model_dir, tok, **options):
+    os._exit(0)
+
+
+def hang(model_dir, tok, **options):
+    time.sleep(600)
+'''
+
+
+@pytest.fixture
+def stand_in(tmp_path, monkeypatch, models, tok):
+    """A generator module the child can import, and a saved model folder (weights + tokenizer)."""
+    from linguamix.tinymodel import save_model
+
+    (tmp_path / "standin_gen.py").write_text(STAND_IN)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    return save_model(copy.deepcopy(models["qwen3"]), tok, tmp_path / "model")
+
+
+def test_subprocess_round_trips_prompts_and_generations(stand_in, tmp_path):
+    from linguamix.subgen import generate_in_subprocess
+
+    prompts = ["Frage: 2+2?\n", "質問：三たす四は？", "", "a \"quoted\"\tline\n\n"]
+    r = generate_in_subprocess(stand_in, prompts, max_new_tokens=7, stop=("\nQ:", "é"), work_dir=tmp_path / "w",
+                               factory="standin_gen:echo")
+    assert r.texts == [f"{p[::-1]}|7|\nQ:/é" for p in prompts]
+    assert set(r.stats) >= {"load_s", "generate_s"} and r.seconds > 0
+    assert not list((tmp_path / "w").glob(".*.tmp*"))  # request and response were written whole, then renamed
+
+
+def test_subprocess_generation_equals_generation_here(stand_in, tmp_path, models, tok, prompts):
+    """HF generate in the child from the saved folder gives the in-process generator's completions."""
+    from linguamix.subgen import generate_in_subprocess
+
+    stop = tasks.get("math").stop
+    here = HFGenerator(models["qwen3"], tok, batch_size=4).generate(prompts, max_new_tokens=NEW, stop=stop)
+    r = generate_in_subprocess(stand_in, prompts, max_new_tokens=NEW, stop=stop, work_dir=tmp_path / "w",
+                               factory="standin_gen:hf", options={"batch_size": 4})
+    assert r.texts == [g.text for g in here]
+    assert r.stats["generation"]["items"] == len(prompts)
+
+
+@pytest.mark.parametrize("factory, says", [("standin_gen:crash", "exit code 1): RuntimeError: the engine could not"),
+                                           ("standin_gen:silent_exit", "no response written): no output")])
+def test_a_failing_subprocess_is_one_line_naming_its_log(stand_in, tmp_path, factory, says):
+    from linguamix.errors import LinguamixError
+    from linguamix.subgen import generate_in_subprocess
+
+    with pytest.raises(LinguamixError) as err:
+        generate_in_subprocess(stand_in, ["x"], max_new_tokens=2, work_dir=tmp_path / "w", factory=factory)
+    msg = str(err.value)
+    assert "\n" not in msg and says in msg and msg.endswith(f"see {tmp_path / 'w' / 'generate.log'}"), msg
+    if factory.endswith("crash"):
+        assert "engine starting" in (tmp_path / "w" / "generate.log").read_text()
+
+
+def test_a_hanging_subprocess_is_killed_at_its_timeout(stand_in, tmp_path):
+    from linguamix.errors import LinguamixError
+    from linguamix.subgen import generate_in_subprocess
+
+    with pytest.raises(LinguamixError, match=r"ran past 5 s and was killed; see .*generate\.log$"):
+        generate_in_subprocess(stand_in, ["x"], max_new_tokens=2, work_dir=tmp_path / "w", factory="standin_gen:hang",
+                               timeout_s=5)

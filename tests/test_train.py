@@ -2,6 +2,7 @@
 the same result, a SIGTERM checkpoints and exits 75, a finished run is skipped, and selection takes the
 epoch with the best MEAN validation accuracy over the mixture's languages."""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -192,3 +193,59 @@ def test_two_process_data_parallel_matches_one_process(tmp_path, base_models):
     loss = lambda p: [r["train_loss"] for r in RunDir(p).read_log("train") if "train_loss" in r][-1]  # noqa: E731
     assert loss(ddp) == pytest.approx(loss(single), rel=1e-6)
     assert r.stdout.count("results in") + r.stderr.count("results in") == 1
+
+
+# -- the epoch-end validation backend -----------------------------------------------------------------
+def test_vllm_selection_without_vllm_fails_before_training(tmp_path, base_models, monkeypatch):
+    from linguamix import subgen
+    from linguamix.errors import ConfigError
+
+    monkeypatch.setattr(subgen, "vllm_importable", lambda: False)
+    doc = yaml.safe_load(write_study(tmp_path, base_models).read_text())
+    doc["eval"]["backend"] = "vllm"
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(doc))
+    rd = RunDir(tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"eval.backend is 'vllm' but vLLM is not importable .*set eval.backend: hf"):
+        execute(load_config(tmp_path / "study.yaml"), RunSpec("tiny-qwen3", "math", "en+es"), rd, progress=False)
+    assert not rd.read_log("train") and not rd.checkpoints.exists()
+
+
+STAND_IN = '''
+import torch
+from linguamix.generate import HFGenerator
+from linguamix.models import load_model
+
+
+def hf(model_dir, tok, **options):
+    return HFGenerator(load_model(model_dir, dtype=torch.float32, attn_implementation="sdpa"), tok, batch_size=8)
+'''
+
+
+def test_selection_through_a_child_process_equals_selection_here(tmp_path, base_models, monkeypatch):
+    """eval.backend vllm's whole path (the epoch's weights saved, generation in a child process, completions
+    read back) with HF generate standing in for vLLM in the child: the same curve, the same selection."""
+    from linguamix import subgen
+
+    (tmp_path / "standin_train_gen.py").write_text(STAND_IN)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.setattr(subgen, "vllm_importable", lambda: True)
+    monkeypatch.setattr(subgen, "DEFAULT_FACTORY", "standin_train_gen:hf")
+    curves, selected = {}, {}
+    for backend in ("hf", "vllm"):
+        doc = yaml.safe_load(write_study(tmp_path, base_models, epochs=2).read_text())
+        doc["eval"]["backend"] = backend
+        (tmp_path / "study.yaml").write_text(yaml.safe_dump(doc))
+        rd = RunDir(tmp_path / backend)
+        assert execute(load_config(tmp_path / "study.yaml"), RunSpec("tiny-qwen3", "math", "en+es"), rd,
+                       progress=False, evaluate_test=False) == 0
+        curves[backend] = rd.read_selection()
+        selected[backend] = json.loads((rd.model_dir / "linguamix_selected.json").read_text())["epoch"]
+        preds = [rd.read_predictions(f"validation-epoch{e}") for e in (1, 2)]
+        curves[backend + "-rows"] = [[(r["item_id"], r["completion"]) for r in p] for p in preds]
+    assert [c["backend"] for c in curves["hf"]] == ["hf"] * 2 and [c["backend"] for c in curves["vllm"]] == ["vllm"] * 2
+    assert all(c["generation_s"] > 0 for c in curves["hf"] + curves["vllm"])
+    strip = lambda cs: [{k: v for k, v in c.items() if k not in ("backend", "generation_s")} for c in cs]  # noqa: E731
+    assert strip(curves["vllm"]) == strip(curves["hf"]) and selected["vllm"] == selected["hf"]
+    assert curves["vllm-rows"] == curves["hf-rows"]
+    events = [e for e in RunDir(tmp_path / "vllm").read_log("events") if e.get("event") == "validation_generation"]
+    assert len(events) == 2 and all(e["items"] == 8 and e["load_s"] >= 0 for e in events)

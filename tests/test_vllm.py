@@ -20,7 +20,8 @@ except ImportError:
 import torch
 
 from linguamix import tasks
-from linguamix.data import sources, synthetic
+from linguamix.data import synthetic
+from linguamix.data.loaders.synthetic import load_synthetic
 from linguamix.evaluate import evaluate, make_generator
 from linguamix.data.tokenize import load_tokenizer
 from linguamix.store import RunDir
@@ -33,7 +34,7 @@ MIN_AGREEMENT = 0.9
 
 
 def math_examples(n: int = 6):
-    loaded = sources.load_synthetic("synthetic-math", LANGS, {"n": n, "start": 8000})
+    loaded = load_synthetic("synthetic-math", LANGS, {"n": n, "start": 8000})
     return {lang: [tasks.get("math").render(item) for item in loaded[lang]] for lang in LANGS}
 
 
@@ -79,7 +80,7 @@ def agreement(a, b) -> float:
 def test_vllm_greedy_matches_hf(generators):
     hf, vl = generators
     prompts = [ex.prompt for exs in math_examples().values() for ex in exs]
-    for stop in (tasks.get("math").STOP, ("e", "\n")):
+    for stop in (tasks.get("math").stop, ("e", "\n")):
         a = hf.generate(prompts, max_new_tokens=NEW, stop=stop)
         b = vl.generate(prompts, max_new_tokens=NEW, stop=stop)
         assert agreement(a, b) >= MIN_AGREEMENT, [(x.text, y.text) for x, y in zip(a, b) if x.text != y.text]
@@ -103,3 +104,53 @@ def test_evaluate_with_the_vllm_backend(generators, tmp_path):
     assert [r["prompt_hash"] for r in rows_vl] == [r["prompt_hash"] for r in rows_hf]
     same = sum(a["completion"] == b["completion"] for a, b in zip(rows_hf, rows_vl)) / len(rows_hf)
     assert same >= MIN_AGREEMENT
+
+
+def test_epoch_end_selection_through_vllm_matches_hf(model_dir, tmp_path):
+    """A tiny run (the varied head_dim-64 model above, 3 epochs, selection every epoch) trained twice, with
+    eval.backend hf (HF generate in the trainer) and vllm (the epoch's weights saved, vLLM in a child
+    process): the same validation completions (>= MIN_AGREEMENT), accuracies and selected epoch."""
+    import json
+
+    import yaml
+
+    from linguamix.config import load_config
+    from linguamix.records import RunSpec
+    from linguamix.study.pipeline import execute
+
+    runs = {}
+    for backend in ("hf", "vllm"):
+        doc = {"name": "t", "output_dir": str(tmp_path / "store"),
+               "models": [{"id": model_dir, "name": "tiny", "family": "qwen3", "size_b": 1e-5}],
+               "tasks": {"math": {"train": {"source": "synthetic", "format": "synthetic-math", "options": {"n": 40}},
+                                  "test": {"source": "synthetic", "format": "synthetic-math",
+                                           "options": {"n": 4, "start": 100000}},
+                                  "train_per_lang": 32, "val_per_lang": 6, "max_length": 256,
+                                  "max_new_tokens": NEW}},
+               "mixtures": {"design": [["en", "es"]]},
+               "train": {"epochs": 3, "global_batch_size": 16, "learning_rate": 1e-3, "logging_steps": 1,
+                         "gradient_checkpointing": False},
+               "eval": {"languages": ["en", "es"], "batch_size": 8, "backend": backend}}
+        (tmp_path / "study.yaml").write_text(yaml.safe_dump(doc))
+        rd = RunDir(tmp_path / backend)
+        assert execute(load_config(tmp_path / "study.yaml"), RunSpec("tiny", "math", "en+es"), rd, progress=False,
+                       evaluate_test=False) == 0
+        curve = rd.read_selection()
+        rows = [rd.read_predictions(f"validation-epoch{e}") for e in (1, 2, 3)]
+        selected = json.loads((rd.model_dir / "linguamix_selected.json").read_text())["epoch"]
+        runs[backend] = (curve, rows, selected)
+        events = [e for e in rd.read_log("events") if e.get("event") == "validation_generation"]
+        print(  # the numbers of docs/evaluation.md ("Epoch-end validation through vLLM"), seen with -s
+f"\n{backend}: generation_s per epoch {[c['generation_s'] for c in curve]}, total "
+              f"{sum(c['generation_s'] for c in curve):.1f} s; selected epoch {selected}; acc "
+              f"{[c['acc'] for c in curve]}; child (start, generate) s {[(e['load_s'], e['generate_s']) for e in events]}")
+    (c_hf, r_hf, s_hf), (c_vl, r_vl, s_vl) = runs["hf"], runs["vllm"]
+    assert [c["backend"] for c in c_hf] == ["hf"] * 3 and [c["backend"] for c in c_vl] == ["vllm"] * 3
+    for epoch, (a, b) in enumerate(zip(r_hf, r_vl), 1):
+        assert [x["item_id"] for x in a] == [y["item_id"] for y in b]
+        same = sum(x["completion"] == y["completion"] for x, y in zip(a, b)) / len(a)
+        print(f"epoch {epoch}: {same:.0%} of {len(a)} validation completions identical")
+        assert same >= MIN_AGREEMENT, [(x["completion"], y["completion"]) for x, y in zip(a, b)
+                                       if x["completion"] != y["completion"]]
+    assert [c["acc"] for c in c_vl] == [c["acc"] for c in c_hf]
+    assert [c["is_best"] for c in c_vl] == [c["is_best"] for c in c_hf] and s_vl == s_hf

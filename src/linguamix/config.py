@@ -171,6 +171,8 @@ class TrainConfig(Strict):
 class EvalConfig(Strict):
     languages: list[str] = Field(default_factory=lambda: ["en", "es", "ja", "bn", "sw", "te"])
     backend: Literal["hf", "vllm"] = "hf"
+    """Who generates, for test evaluation and for the epoch-end validation (vllm: in a child process; see
+    docs/evaluation.md, "Epoch-end validation through vLLM")."""
     batch_size: int = Field(default=32, ge=1)
     validation_limit: int | None = Field(default=None, ge=1)
     """Use only the first N validation items per language for checkpoint selection (None = all)."""

@@ -76,6 +76,8 @@ def setup(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progr
     from .trainer import Validation, process_state
 
     tc, task_cfg, model_cfg = cfg.train, cfg.task(spec.task), cfg.model(spec.model)
+    if tc.select_every_epoch:
+        check_validation_backend(cfg)  # before any data, model or training
     state = process_state()
     main = state.is_main_process
     tok = load_tokenizer(model_path, trust_remote_code=model_cfg.trust_remote_code, revision=model_cfg.revision)
@@ -107,7 +109,9 @@ def setup(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progr
     task = tasks.get(spec.task)
     validation = Validation(examples=val, score=task.score, max_new_tokens=task_cfg.max_new_tokens, stop=task.stop,
                             batch_size=cfg.eval.batch_size, on_result=on_result, best_dir=str(rd.checkpoints / "best"),
-                            best_avg=best_avg) if tc.select_every_epoch else None
+                            best_avg=best_avg, backend=cfg.eval.backend,
+                            generate=_subprocess_generate(cfg, rd, task_cfg.max_new_tokens, task.stop, main),
+                            weights_dir=str(rd.checkpoints / "validation-weights")) if tc.select_every_epoch else None
     examples = [{"input_ids": r["input_ids"], "completion_mask": r["completion_mask"]} for r in rows]
     trainer, info = build_trainer(model, tok, examples, recipe=tc, seed=spec.seed, output_dir=str(rd.checkpoints),
                                   validation=validation, progress=progress and main,
@@ -117,6 +121,41 @@ def setup(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progr
             **info, "examples_per_language": built.manifest["splits"]["train"]["examples_per_language"],
             "attention": model.config._attn_implementation, "resumed_from": resume})
     return Setup(trainer, tok, resume, curve, validation is not None)
+
+
+def check_validation_backend(cfg: StudyConfig) -> None:
+    """`eval.backend: vllm` selects through vLLM: it must be importable here (the child process runs this
+    Python), and the saved weights must be a whole model (a LoRA run saves only its adapter)."""
+    from .errors import ConfigError
+    from .subgen import vllm_importable
+
+    if cfg.eval.backend != "vllm":
+        return
+    if not vllm_importable():
+        raise ConfigError("eval.backend is 'vllm' but vLLM is not importable by this Python (the epoch-end "
+                          "validation generates with it): pip install 'linguamix[vllm]' (CPU: see "
+                          "docs/evaluation.md), or set eval.backend: hf")
+    if cfg.train.lora is not None:
+        raise ConfigError("eval.backend 'vllm' with train.lora: the epoch-end validation through vLLM needs "
+                          "full weights (a LoRA checkpoint holds only the adapter); set eval.backend: hf")
+
+
+def _subprocess_generate(cfg: StudyConfig, rd: RunDir, max_new_tokens: int, stop: Sequence[str], main: bool):
+    """With eval.backend vllm: (saved weights folder, prompts) -> completions from vLLM in a child process
+    (subgen), its timings logged as an event. None with eval.backend hf (HF generate in the trainer)."""
+    if cfg.eval.backend != "vllm":
+        return None
+    from .subgen import generate_in_subprocess
+
+    def generate(model_dir: str, prompts: list[str]) -> list[str]:
+        r = generate_in_subprocess(model_dir, prompts, max_new_tokens=max_new_tokens, stop=stop,
+                                   work_dir=rd.checkpoints / "validation")
+        if main:
+            rd.log("events", {"event": "validation_generation", "backend": "vllm", "items": len(prompts),
+                              "seconds": round(r.seconds, 3), **r.stats})
+        return r.texts
+
+    return generate
 
 
 def finalize(s: Setup, rd: RunDir) -> TrainResult:

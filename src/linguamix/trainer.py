@@ -10,7 +10,9 @@ What it changes in SFTTrainer, and why:
   all ranks (known on the host, so no all-reduce and no device sync is needed to normalise).
 - Evaluation: at the end of every epoch, greedy generation on the validation set of every mixture
   language, scored by the task scorer; the checkpoint with the best mean accuracy across those languages
-  is kept (so no language is favoured), the last full checkpoint only for resuming.
+  is kept (so no language is favoured), the last full checkpoint only for resuming. The completions come
+  from HF generate here, or (`Validation.generate`, e.g. vLLM in a child process) from the epoch's saved
+  weights; scoring and selection are the same either way.
 - Logging: loss, learning rate, tokens/s and MFU; a SIGTERM saves a checkpoint and stops.
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ from transformers import TrainerCallback
 from trl import SFTTrainer
 
 from . import fastpath
+from .errors import LinguamixError
 
 # TRL's generation helper still calls transformers' renamed gradient-checkpointing methods
 warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.* is deprecated", category=FutureWarning)
@@ -148,6 +151,14 @@ class Validation:
     """Where the best model so far is saved (model weights only)."""
     best_avg: float = -1.0
     """Best mean validation accuracy so far (restored on resume)."""
+    backend: str = "hf"
+    """Which backend generates (recorded in every selection curve entry)."""
+    generate: Callable[[str, list[str]], list[str]] | None = None
+    """None: HF generate in this process, the work split over the ranks. Else (saved model folder, prompts) ->
+    completions, called on the main process only, after the epoch's weights are saved to `weights_dir`
+    (e.g. vLLM in a child process, `subgen.generate_in_subprocess`); the other ranks wait."""
+    weights_dir: str | None = None
+    """Scratch folder for the weights `generate` reads (removed after each pass)."""
 
 
 # -- callbacks --------------------------------------------------------------------------------------
@@ -288,26 +299,13 @@ class LinguamixTrainer(SFTTrainer):
         v = self.validation
         if v is None:
             return {}
-        from trl.models.utils import unwrap_model_for_generation
-
-        from .generate import HFGenerator
-
         items = [(lang, ex) for lang, exs in v.examples.items() for ex in exs]
-        with self.accelerator.split_between_processes(list(range(len(items)))) as mine:
-            with unwrap_model_for_generation(self.model_wrapped, self.accelerator) as model:
-                impl = model.config._attn_implementation
-                if impl == fastpath.ATTN_NAME:
-                    model.set_attn_implementation("sdpa")  # generation has padding and a KV cache
-                try:
-                    gens = HFGenerator(model, self.processing_class, batch_size=v.batch_size).generate(
-                        [items[i][1].prompt for i in mine], max_new_tokens=v.max_new_tokens, stop=v.stop)
-                finally:
-                    if impl == fastpath.ATTN_NAME:
-                        model.set_attn_implementation(impl)
-            local = [(i, g.text) for i, g in zip(mine, gens)]
-        from accelerate.utils import gather_object
-
-        texts = dict(gather_object(local)) if self.accelerator.num_processes > 1 else dict(local)
+        t_gen = time.perf_counter()
+        if v.generate is not None:
+            texts = dict(enumerate(self._generate_elsewhere(v, [ex.prompt for _, ex in items])))
+        else:
+            texts = self._generate_here(v, items)
+        generation_s = time.perf_counter() - t_gen
         rows, per_lang = [], {}
         for i, (lang, ex) in enumerate(items):
             s = v.score(texts[i], ex.gold, lang)
@@ -326,9 +324,56 @@ class LinguamixTrainer(SFTTrainer):
         metrics["epoch"] = self.state.epoch
         if v.on_result is not None and self.is_world_process_zero():
             v.on_result({"step": self.state.global_step, "epoch": int(round(self.state.epoch or 0)), "avg_acc": avg,
-                         "acc": accs, "n": {lang: n for lang, (n, _) in per_lang.items()}, "is_best": is_best}, rows)
+                         "acc": accs, "n": {lang: n for lang, (n, _) in per_lang.items()}, "is_best": is_best,
+                         "backend": v.backend, "generation_s": round(generation_s, 3)}, rows)
         self.log(metrics)
         return metrics
+
+    def _generate_here(self, v: Validation, items: list[tuple[str, Any]]) -> dict[int, str]:
+        """HF generate in the training process, each rank on its share of the items. -> {item index: text}"""
+        from trl.models.utils import unwrap_model_for_generation
+
+        from .generate import HFGenerator
+
+        with self.accelerator.split_between_processes(list(range(len(items)))) as mine:
+            with unwrap_model_for_generation(self.model_wrapped, self.accelerator) as model:
+                impl = model.config._attn_implementation
+                if impl == fastpath.ATTN_NAME:
+                    model.set_attn_implementation("sdpa")  # generation has padding and a KV cache
+                try:
+                    gens = HFGenerator(model, self.processing_class, batch_size=v.batch_size).generate(
+                        [items[i][1].prompt for i in mine], max_new_tokens=v.max_new_tokens, stop=v.stop)
+                finally:
+                    if impl == fastpath.ATTN_NAME:
+                        model.set_attn_implementation(impl)
+            local = [(i, g.text) for i, g in zip(mine, gens)]
+        from accelerate.utils import gather_object
+
+        texts = dict(gather_object(local)) if self.accelerator.num_processes > 1 else dict(local)
+        return texts
+
+    def _generate_elsewhere(self, v: Validation, prompts: list[str]) -> list[str]:
+        """The epoch's weights saved once (every rank takes part: FSDP / ZeRO-3 gather them), `v.generate`
+        on the main process, the completions (or its error) broadcast to the other ranks, which wait."""
+        import shutil
+
+        self.save_model(v.weights_dir)
+        out: list[Any] = [None]
+        if self.is_world_process_zero():
+            try:
+                out = [("ok", v.generate(v.weights_dir, prompts))]
+            except Exception as e:  # every rank raises it, none waits forever
+                out = [("error", e if isinstance(e, LinguamixError) else LinguamixError(f"{type(e).__name__}: {e}"))]
+            finally:
+                shutil.rmtree(v.weights_dir, ignore_errors=True)
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            broadcast_object_list(out)
+        kind, value = out[0]
+        if kind == "error":
+            raise value
+        return value
 
 
 def process_state():
