@@ -265,15 +265,52 @@ def test_a_partition_preemption_resumes_the_same_job(cluster, tiny, tmp_path, cl
 
 
 # -- the time limit ----------------------------------------------------------------------------------------------
+PACED = """\
+import importlib.abc, importlib.machinery, os, sys, time
+
+class _Paced(importlib.abc.MetaPathFinder):
+    # once linguamix.trainer is imported, every optimizer step also sleeps PACE_S seconds
+    def find_spec(self, name, path=None, target=None):
+        if name != "linguamix.trainer":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            step = module.LinguamixTrainer.training_step
+            def paced(self, *a, **kw):
+                time.sleep(float(os.environ["LINGUAMIX_TEST_PACE_S"]))
+                return step(self, *a, **kw)
+            module.LinguamixTrainer.training_step = paced
+        spec.loader.exec_module = exec_module
+        return spec
+
+if os.environ.get("LINGUAMIX_TEST_PACE_S"):
+    sys.meta_path.insert(0, _Paced())
+"""
+
+
+def paced_env(tmp_path: Path, seconds_per_micro_batch: float) -> dict:
+    """An environment whose Python processes (the jobs inherit it through sbatch) train no faster than one
+    micro-batch per `seconds_per_micro_batch`: a run then outlasts its time limit on any machine."""
+    hook = tmp_path / "paced"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(PACED)
+    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "LINGUAMIX_TEST_PACE_S": str(seconds_per_micro_batch)}
+
+
 def test_a_time_limit_checkpoints_requeues_and_finishes(cluster, tiny, tmp_path, cleanup):
     """A run longer than its 2-minute limit is warned, saves, is requeued as the same job and resumes; with no
     requeue allowed it fails at once and says why. (Once requeued, the job is given 15 minutes, so that a slow
-    machine needs no more 2-minute rounds to finish.)"""
-    long = {"design": [["en"]], "epochs": 300, "per_lang": 32, "select": False}
+    machine needs no more 2-minute rounds to finish.) Each step is paced to take at least 0.1 s, so the run's
+    1,200 steps outlast the 90 s before the warning however fast the machine is."""
+    long = {"design": [["en"]], "epochs": 150, "per_lang": 32, "select": False}
     config = study(tmp_path / "a", "limit", tiny, **long, slurm={"time_min": 2})
     spent = study(tmp_path / "b", "limit0", tiny, **long, slurm={"time_min": 2, "max_timeouts": 0})
     cleanup += ["limit", "limit0"]
-    a, b = start(config, "--only", "mix=en"), start(spent, "--only", "mix=en")
+    env = paced_env(tmp_path, 0.1)
+    a, b = start(config, "--only", "mix=en", env=env), start(spent, "--only", "mix=en", env=env)
     rd = next(rd for name, rd in runs(config).items() if "mix=en," in name)
     wait_for("the time limit", lambda: (rd.status().get("time_limits") or {}).get("n") == 1, timeout=300, proc=a)
     job_id = next(iter(ledger(config).values()))["job_id"]
@@ -289,7 +326,7 @@ def test_a_time_limit_checkpoints_requeues_and_finishes(cluster, tiny, tmp_path,
     assert rd.is_complete() and st["time_limits"]["n"] == 1 and st["attempts"] == 2
     assert len(ledger(config)) == 1 and log_of(config).count("slurm: submitted") == 1
     assert json.loads((rd.path / "train_plan.json").read_text())["resumed_from"]
-    assert train_steps(rd) >= 300 * 8  # every step trained, in several jobs
+    assert train_steps(rd) >= 150 * 8  # every step trained, in several jobs
 
 
 # -- faults: a killed job, a cancelled job, without accounting -------------------------------------------------
