@@ -21,7 +21,6 @@ names the log file and quotes its last line; one that runs past `timeout_s` is k
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import signal
 import subprocess
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import LinguamixError
+from .store import read_json, write_json
 
 DEFAULT_FACTORY = "linguamix.subgen:vllm_generator"
 REQUEST, RESPONSE, LOG = "request.json", "response.json", "generate.log"
@@ -45,12 +45,6 @@ class SubprocessResult:
     """Wall time of the child (interpreter start, engine start, generation)."""
     stats: dict[str, Any] = field(default_factory=dict)
     """From the child: `load_s` (generator/engine start), `generate_s`, and the generator's last_stats."""
-
-
-def _write_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _last_line(log: Path) -> str:
@@ -71,7 +65,7 @@ def generate_in_subprocess(model_dir: str | Path, prompts: Sequence[str], *, max
     work.mkdir(parents=True, exist_ok=True)
     req, resp, log = work / REQUEST, work / RESPONSE, work / LOG
     resp.unlink(missing_ok=True)
-    _write_atomic(req, {"model_dir": str(model_dir), "prompts": list(prompts), "max_new_tokens": max_new_tokens,
+    write_json(req, {"model_dir": str(model_dir), "prompts": list(prompts), "max_new_tokens": max_new_tokens,
                         "stop": list(stop), "factory": factory, "options": options or {}})
     cmd = [python or sys.executable, "-m", "linguamix.subgen", str(req), str(resp)]
     # the child imports this very linguamix (a worktree or checkout ahead of an installed copy)
@@ -97,7 +91,7 @@ def generate_in_subprocess(model_dir: str | Path, prompts: Sequence[str], *, max
         why = f"exit code {rc}" if rc != 0 else "no response written"
         last = _last_line(log)
         raise LinguamixError(f"validation generation ({factory}) failed ({why}): {last or 'no output'}; see {log}")
-    data = json.loads(resp.read_text(encoding="utf-8"))
+    data = read_json(resp)
     texts = data["texts"]
     if len(texts) != len(prompts):
         raise LinguamixError(f"validation generation ({factory}) returned {len(texts)} completions for "
@@ -133,7 +127,7 @@ def main(argv: Sequence[str]) -> int:
     from .data.tokenize import load_tokenizer
 
     req_path, resp_path = Path(argv[0]), Path(argv[1])
-    req = json.loads(req_path.read_text(encoding="utf-8"))
+    req = read_json(req_path)
     t0 = time.perf_counter()
     tok = load_tokenizer(req["model_dir"])
     gen = _load_factory(req["factory"])(req["model_dir"], tok, **req["options"])
@@ -143,7 +137,7 @@ def main(argv: Sequence[str]) -> int:
     last = getattr(gen, "last_stats", None)
     stats = {"load_s": round(t1 - t0, 3), "generate_s": round(t2 - t1, 3),
              **({"generation": last.to_dict()} if hasattr(last, "to_dict") else {})}
-    _write_atomic(resp_path, {"texts": [g.text for g in out], "stats": stats})
+    write_json(resp_path, {"texts": [g.text for g in out], "stats": stats})
     print(f"linguamix.subgen: {len(out)} completions in {t2 - t1:.2f} s (start {t1 - t0:.2f} s)", flush=True)
     return 0
 
