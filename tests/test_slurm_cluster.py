@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import paced_env
 import yaml
 
 from linguamix.cli import main
@@ -265,41 +266,6 @@ def test_a_partition_preemption_resumes_the_same_job(cluster, tiny, tmp_path, cl
 
 
 # -- the time limit ----------------------------------------------------------------------------------------------
-PACED = """\
-import importlib.abc, importlib.machinery, os, sys, time
-
-class _Paced(importlib.abc.MetaPathFinder):
-    # once linguamix.trainer is imported, every optimizer step also sleeps PACE_S seconds
-    def find_spec(self, name, path=None, target=None):
-        if name != "linguamix.trainer":
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        run = spec.loader.exec_module
-        def exec_module(module):
-            run(module)
-            step = module.LinguamixTrainer.training_step
-            def paced(self, *a, **kw):
-                time.sleep(float(os.environ["LINGUAMIX_TEST_PACE_S"]))
-                return step(self, *a, **kw)
-            module.LinguamixTrainer.training_step = paced
-        spec.loader.exec_module = exec_module
-        return spec
-
-if os.environ.get("LINGUAMIX_TEST_PACE_S"):
-    sys.meta_path.insert(0, _Paced())
-"""
-
-
-def paced_env(tmp_path: Path, seconds_per_micro_batch: float) -> dict:
-    """An environment whose Python processes (the jobs inherit it through sbatch) train no faster than one
-    micro-batch per `seconds_per_micro_batch`: a run then outlasts its time limit on any machine."""
-    hook = tmp_path / "paced"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(PACED)
-    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
-    return {"PYTHONPATH": path, "LINGUAMIX_TEST_PACE_S": str(seconds_per_micro_batch)}
-
-
 def test_a_time_limit_checkpoints_requeues_and_finishes(cluster, tiny, tmp_path, cleanup):
     """A run longer than its 2-minute limit is warned, saves, is requeued as the same job and resumes; with no
     requeue allowed it fails at once and says why. (Once requeued, the job is given 15 minutes, so that a slow

@@ -92,6 +92,10 @@ def test_the_whole_study_survives_a_kill_and_collects(tiny_study, monkeypatch, c
     status = json.loads(capsys.readouterr().out)
     assert status["summary"]["failed"] == 0 and status["summary"]["running"] == 0
     assert status["summary"]["done"] == len(before)
+    # what the finished runs measured predicts the rest (a prediction, labelled so)
+    assert main(["plan", str(tiny_study), "--totals"]) == 0
+    ahead = json.loads(capsys.readouterr().out)["forecast"]
+    assert ahead["label"] == "prediction" and ahead["remaining"] == len(specs) - len(before)
 
     assert main(["study", "run", str(tiny_study), "--quiet"]) == 0
     err = capsys.readouterr().err
@@ -100,6 +104,19 @@ def test_the_whole_study_survives_a_kill_and_collects(tiny_study, monkeypatch, c
     for name, fp in before.items():  # complete runs were not redone
         rd = store.run(next(s for s in specs if s.name == name))
         assert _fingerprint(rd) == fp and rd.status()["attempts"] == 1
+
+    # every run's time, stage by stage: training runs went through every stage, baselines evaluated only
+    assert main(["study", "status", str(tiny_study), "--format", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["time"]["runs_timed"] == len(specs) and sum(status["time"]["shares"].values()) == pytest.approx(1)
+    for r in status["runs"]:
+        spent = {k for k, v in r["timings"].items() if v > 0}
+        assert spent >= ({"model_load", "train_steps", "validation", "test_eval", "saving"} if r["kind"] == "train"
+                         else {"model_load", "test_eval"}), r
+    tokens = sum(t.get("tokens", 0) for t in store.run(specs[-1]).read_timings() if t["stage"] == "train_steps")
+    assert tokens > 0
+    assert main(["study", "status", str(tiny_study)]) == 0
+    assert "time: " in capsys.readouterr().out
 
     # the database has one row per run, per run x language, per item
     db = tiny_study.parent / "results.duckdb"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import paced_env
 from safetensors.torch import load_file
 
 from linguamix.config import load_config
@@ -90,7 +91,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, base_models):
     study = write_study(tmp_path, base_models, epochs=2)
     full, crashed = tmp_path / "full", tmp_path / "crashed"
     assert execute(load_config(study), RunSpec("tiny-qwen3", "math", "en+es"), RunDir(full), progress=False) == 0
-    proc = subprocess.Popen(_train_cmd(study, crashed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # paced (>= 0.3 s per micro-batch): the epoch-1 checkpoint exists long enough to be seen on a fast machine
+    proc = subprocess.Popen(_train_cmd(study, crashed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **paced_env(tmp_path, 0.3)})
     _wait_for_checkpoint(crashed, proc)
     proc.kill()  # SIGKILL: no chance to save anything more
     proc.wait()
@@ -128,7 +131,8 @@ def _wait_for_training(out: Path, proc, timeout=120):
 def test_sigterm_saves_a_checkpoint_and_exits_75(tmp_path, base_models):
     study = write_study(tmp_path, base_models, epochs=6)
     out = tmp_path / "preempted"
-    proc = subprocess.Popen(_train_cmd(study, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_train_cmd(study, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **paced_env(tmp_path, 0.3)})  # still training when the signal comes
     _wait_for_training(out, proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)

@@ -166,6 +166,10 @@ class TrainConfig(Strict):
     logging_steps: int = Field(default=10, ge=1)
     accelerate_config: str | None = None
     """An `accelerate` config (ddp, fsdp2, zero3 shipped in configs/accelerate/) for multi-GPU runs."""
+    report_to: list[Literal["tensorboard", "wandb"]] = Field(default_factory=list)
+    """Where the trainer also logs loss, learning rate, tokens/s, MFU and each epoch's validation accuracy
+    per language: TensorBoard event files under the run's `logs/tensorboard/`, and/or Weights & Biases
+    (online or offline as WANDB_MODE says; WANDB_PROJECT names the project). Not part of a run's hash."""
 
 
 class EvalConfig(Strict):

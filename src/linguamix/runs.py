@@ -40,7 +40,7 @@ def run_config(cfg: StudyConfig, spec: RunSpec) -> dict[str, Any]:
     }
     if spec.kind == "train":
         out["mixture"] = Mixture.from_id(spec.mixture).languages
-        out["train"] = cfg.train.model_dump(mode="json")
+        out["train"] = cfg.train.model_dump(mode="json", exclude={"report_to"})  # where curves go: not results
     return out
 
 

@@ -135,7 +135,9 @@ def main(argv: Sequence[str]) -> int:
     out = gen.generate(req["prompts"], max_new_tokens=req["max_new_tokens"], stop=tuple(req["stop"]))
     t2 = time.perf_counter()
     last = getattr(gen, "last_stats", None)
+    new_tokens = [getattr(g, "n_new_tokens", None) for g in out]
     stats = {"load_s": round(t1 - t0, 3), "generate_s": round(t2 - t1, 3),
+             "new_tokens": sum(new_tokens) if None not in new_tokens else None,
              **({"generation": last.to_dict()} if hasattr(last, "to_dict") else {})}
     write_json(resp_path, {"texts": [g.text for g in out], "stats": stats})
     print(f"linguamix.subgen: {len(out)} completions in {t2 - t1:.2f} s (start {t1 - t0:.2f} s)", flush=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -45,6 +46,8 @@ class Setup:
     resume: str | None
     curve: list[dict[str, Any]] = field(default_factory=list)
     selects: bool = True
+    timing: Callable[..., None] = lambda stage, seconds, **counts: None
+    """RunDir.log_timing on the main process, a no-op on the others."""
 
 
 def train(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progress: bool = True) -> TrainResult:
@@ -56,12 +59,31 @@ def train(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progr
     previous = install_sigterm_handler()
     try:
         s = setup(cfg, spec, rd, model_path=model_path, progress=progress)
-        s.trainer.train(resume_from_checkpoint=s.resume)  # fit
+        fit(s)
         if preempted():
             return TrainResult(rd.model_dir, None, None, preempted=True)
         return finalize(s, rd)
     finally:
         restore_signal_handlers(previous)
+
+
+def fit(s: Setup) -> None:
+    """The trainer's loop; its wall time less the validation and checkpoint saves inside it is the
+    `train_steps` stage (recorded on a crash or preemption too: the time was spent)."""
+    t0, before = time.perf_counter(), dict(s.trainer.clock.seconds)
+    try:
+        s.trainer.train(resume_from_checkpoint=s.resume)
+    finally:
+        inside = sum(v - before.get(k, 0.0) for k, v in s.trainer.clock.seconds.items())
+        world = s.trainer.accelerator.num_processes
+        s.timing("train_steps", time.perf_counter() - t0 - inside, tokens=s.trainer.tokens_trained * world,
+                 steps=s.trainer.state.global_step, resumed_from=s.resume, world_size=world, device=_device_name())
+
+
+def _device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 
 
 def setup(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progress: bool) -> Setup:
@@ -76,10 +98,13 @@ def setup(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progr
     from .trainer import Validation, process_state
 
     tc, task_cfg, model_cfg = cfg.train, cfg.task(spec.task), cfg.model(spec.model)
+    check_report_to(tc.report_to)  # before any data, model or training
     if tc.select_every_epoch:
-        check_validation_backend(cfg)  # before any data, model or training
+        check_validation_backend(cfg)
     state = process_state()
     main = state.is_main_process
+    timing = rd.log_timing if main else Setup.timing
+    t0 = time.perf_counter()
     tok = load_tokenizer(model_path, trust_remote_code=model_cfg.trust_remote_code, revision=model_cfg.revision)
     with state.main_process_first():
         built = ensure_mixture(cfg, spec.task, Mixture.from_id(spec.mixture), tok, Store(cfg.output_path),
@@ -88,9 +113,12 @@ def setup(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progr
     val = _examples(read_split(built.validation_file))
     if cfg.eval.validation_limit:
         val = {lang: exs[: cfg.eval.validation_limit] for lang, exs in val.items()}
+    timing("data", time.perf_counter() - t0, examples=len(rows))
+    t0 = time.perf_counter()
     model = load_model(model_path, dtype=torch.float32, attn_implementation=attention(tc, model_cfg.attn_implementation),
                        trust_remote_code=model_cfg.trust_remote_code, revision=model_cfg.revision)
     check_special_tokens(model, tok, model_path)
+    timing("model_load", time.perf_counter() - t0, what="base model")
 
     resume = usable_checkpoint(rd, main=main)
     resumed_step = json.loads((Path(resume) / "trainer_state.json").read_text())["global_step"] if resume else 0
@@ -115,12 +143,13 @@ def setup(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, model_path: str, progr
     examples = [{"input_ids": r["input_ids"], "completion_mask": r["completion_mask"]} for r in rows]
     trainer, info = build_trainer(model, tok, examples, recipe=tc, seed=spec.seed, output_dir=str(rd.checkpoints),
                                   validation=validation, progress=progress and main,
-                                  log_fn=(lambda row: rd.log("train", row)) if main else None)
+                                  log_fn=(lambda row: rd.log("train", row)) if main else None, timing_fn=timing,
+                                  report_to=tc.report_to, logs_dir=rd.log_file.parent, run_name=spec.name)
     if main:
         rd.write_json("train_plan.json", {
             **info, "examples_per_language": built.manifest["splits"]["train"]["examples_per_language"],
             "attention": model.config._attn_implementation, "resumed_from": resume})
-    return Setup(trainer, tok, resume, curve, validation is not None)
+    return Setup(trainer, tok, resume, curve, validation is not None, timing)
 
 
 def check_validation_backend(cfg: StudyConfig) -> None:
@@ -147,13 +176,13 @@ def _subprocess_generate(cfg: StudyConfig, rd: RunDir, max_new_tokens: int, stop
         return None
     from .subgen import generate_in_subprocess
 
-    def generate(model_dir: str, prompts: list[str]) -> list[str]:
+    def generate(model_dir: str, prompts: list[str]) -> tuple[list[str], int | None]:
         r = generate_in_subprocess(model_dir, prompts, max_new_tokens=max_new_tokens, stop=stop,
                                    work_dir=rd.checkpoints / "validation")
         if main:
             rd.log("events", {"event": "validation_generation", "backend": "vllm", "items": len(prompts),
                               "seconds": round(r.seconds, 3), **r.stats})
-        return r.texts
+        return r.texts, r.stats.get("new_tokens")
 
     return generate
 
@@ -165,6 +194,7 @@ def finalize(s: Setup, rd: RunDir) -> TrainResult:
 
     state = process_state()
     state.wait_for_everyone()
+    t0 = time.perf_counter()
     src = rd.checkpoints / "best"
     if not s.selects or not src.exists():
         src = rd.checkpoints / "final"
@@ -180,6 +210,7 @@ def finalize(s: Setup, rd: RunDir) -> TrainResult:
         shutil.rmtree(rd.model_dir, ignore_errors=True)
         tmp.rename(rd.model_dir)
         shutil.rmtree(rd.checkpoints, ignore_errors=True)
+        s.timing("saving", time.perf_counter() - t0, what="model")
     state.wait_for_everyone()
     return TrainResult(rd.model_dir, best and best["epoch"], best and best["avg_acc"])
 
@@ -199,10 +230,14 @@ def attention(recipe: TrainConfig, configured: str | None = None) -> str:
 def build_trainer(model, tok, examples: list[dict[str, Any]], *, recipe: TrainConfig, seed: int, output_dir: str,
                   validation=None, log_fn: Callable[[dict[str, Any]], None] | None = None,
                   callbacks: Sequence[Any] = (), progress: bool = False, save_at_epoch_end: bool = True,
+                  timing_fn: Callable[..., None] | None = None, report_to: Sequence[str] = (),
+                  logs_dir: Path | None = None, run_name: str | None = None,
                   **sft_overrides: Any) -> tuple[Any, dict[str, Any]]:
     """A LinguamixTrainer for `examples` (input_ids + completion_mask) under `recipe`: fused kernels on the
     fast path, the memory plan (token budget, gradient checkpointing), LoRA if asked, the step plan
-    (exactly `global_batch_size` examples per optimizer step) and TRL's SFTConfig. -> (trainer, plan facts)."""
+    (exactly `global_batch_size` examples per optimizer step) and TRL's SFTConfig. -> (trainer, plan facts).
+    `report_to`: tensorboard (event files under `logs_dir/tensorboard`, outside the checkpoints that
+    finalize removes) and/or wandb, as transformers' integrations log them."""
     import torch
     from datasets import Dataset
     from trl import SFTConfig
@@ -242,21 +277,46 @@ def build_trainer(model, tok, examples: list[dict[str, Any]], *, recipe: TrainCo
         "bf16": cuda and recipe.precision in ("auto", "bf16"),  # bf16 autocast over fp32 master weights
         **_checkpointing_arg(SFTConfig, grad_ckpt),
         "logging_steps": recipe.logging_steps, "logging_first_step": True, "save_strategy": "no",
-        "eval_strategy": "no", "save_total_limit": 1, "report_to": [], "seed": seed, "data_seed": seed,
+        "eval_strategy": "no", "save_total_limit": 1, "report_to": list(report_to), "seed": seed, "data_seed": seed,
         "remove_unused_columns": False, "dataset_kwargs": {"skip_prepare_dataset": True}, "max_length": None,
         "padding_free": False, "logging_nan_inf_filter": False, "disable_tqdm": not progress,
-        "dataloader_num_workers": 0, "use_cpu": not cuda, "ddp_find_unused_parameters": False, **sft_overrides})
+        "dataloader_num_workers": 0, "use_cpu": not cuda, "ddp_find_unused_parameters": False,
+        **({"run_name": run_name} if run_name else {}), **sft_overrides})
     dataset = Dataset.from_dict({"input_ids": [e["input_ids"] for e in examples],
                                  "labels": [[t if m else -100 for t, m in zip(e["input_ids"], e["completion_mask"])]
                                             for e in examples]})
     trainer = LinguamixTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok, examples=examples,
                                plan=plan, packed=packed, validation=validation, log_fn=log_fn,
-                               callbacks=list(callbacks), save_at_epoch_end=save_at_epoch_end)
+                               callbacks=list(callbacks), save_at_epoch_end=save_at_epoch_end, timing_fn=timing_fn)
+    _route_tensorboard(trainer, logs_dir)
     info = {"examples": len(examples), "global_batch": plan.global_batch, "steps_per_epoch": plan.steps_per_epoch,
             "epochs": recipe.epochs, "micro_batches_per_step": plan.k, "token_budget": budget if packed else None,
             "gradient_checkpointing": grad_ckpt, "packed": packed, "world_size": world, "bf16": args.bf16,
             "kernels": kernels, "optimizer": args.optim}
     return trainer, info
+
+
+def check_report_to(report_to: Sequence[str]) -> None:
+    """Each `train.report_to` integration importable here, before any data or model is loaded."""
+    import importlib.util
+
+    from .errors import ConfigError
+
+    needs = {"tensorboard": ("tensorboard", "linguamix[tensorboard]"), "wandb": ("wandb", "linguamix[wandb]")}
+    for name in report_to:
+        module, extra = needs[name]
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"train.report_to: '{name}' needs the {module} package: pip install '{extra}'")
+
+
+def _route_tensorboard(trainer, logs_dir: Path | None) -> None:
+    """TensorBoard writes to `logs_dir/tensorboard` (transformers' default is under the output directory,
+    the checkpoints folder that finalize removes)."""
+    from transformers.integrations import TensorBoardCallback
+
+    for cb in trainer.callback_handler.callbacks:
+        if isinstance(cb, TensorBoardCallback) and logs_dir is not None:
+            cb.logging_dir = str(Path(logs_dir) / "tensorboard")
 
 
 def _checkpointing_arg(cls, on: bool) -> dict[str, bool]:

@@ -32,6 +32,7 @@ from trl import SFTTrainer
 
 from . import fastpath
 from .errors import LinguamixError
+from .timing import Stopwatch
 
 # TRL's generation helper still calls transformers' renamed gradient-checkpointing methods
 warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.* is deprecated", category=FutureWarning)
@@ -153,9 +154,9 @@ class Validation:
     """Best mean validation accuracy so far (restored on resume)."""
     backend: str = "hf"
     """Which backend generates (recorded in every selection curve entry)."""
-    generate: Callable[[str, list[str]], list[str]] | None = None
+    generate: Callable[[str, list[str]], tuple[list[str], int | None]] | None = None
     """None: HF generate in this process, the work split over the ranks. Else (saved model folder, prompts) ->
-    completions, called on the main process only, after the epoch's weights are saved to `weights_dir`
+    (completions, generated tokens or None), called on the main process only, after the epoch's weights are saved to `weights_dir`
     (e.g. vLLM in a child process, `subgen.generate_in_subprocess`); the other ranks wait."""
     weights_dir: str | None = None
     """Scratch folder for the weights `generate` reads (removed after each pass)."""
@@ -219,8 +220,12 @@ class LinguamixTrainer(SFTTrainer):
 
     def __init__(self, *args, examples: list[dict[str, Any]], plan: StepPlan, packed: bool,
                  validation: Validation | None = None, save_every_steps: int | None = None,
-                 log_fn: Callable[[dict[str, Any]], None] | None = None, save_at_epoch_end: bool = True, **kwargs):
+                 log_fn: Callable[[dict[str, Any]], None] | None = None, save_at_epoch_end: bool = True,
+                 timing_fn: Callable[..., None] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        # validation and checkpoint saves happen inside train(): timed here so that the train stage can
+        # tell the training steps' own time from theirs; each is also reported as it happens (timing_fn)
+        self.clock, self.timing_fn, self.tokens_trained = Stopwatch(), timing_fn, 0
         self.examples, self.plan, self.packed = examples, plan, packed
         self.sampler = _MicroBatchSampler(plan)
         self.validation, self.save_every_steps, self.log_fn = validation, save_every_steps, log_fn
@@ -254,6 +259,7 @@ class LinguamixTrainer(SFTTrainer):
 
     def _track_num_input_tokens(self, inputs):
         self.state.num_input_tokens_seen += inputs["linguamix_meta"]["tokens"]
+        self.tokens_trained += inputs["linguamix_meta"]["tokens"]  # this process, this attempt
         self._tokens_since_log += inputs["linguamix_meta"]["tokens"]
 
     def floating_point_ops(self, inputs):
@@ -262,6 +268,16 @@ class LinguamixTrainer(SFTTrainer):
 
             self.n_matmul_params = matmul_params(self.accelerator.unwrap_model(self.model))
         return 6 * self.n_matmul_params * inputs["linguamix_meta"]["tokens"]
+
+    def _save_checkpoint(self, model, trial):
+        t0 = time.perf_counter()
+        super()._save_checkpoint(model, trial)
+        self._timed("saving", time.perf_counter() - t0, what="checkpoint", step=self.state.global_step)
+
+    def _timed(self, stage: str, seconds: float, **counts: Any) -> None:
+        self.clock.add(stage, seconds)
+        if self.timing_fn is not None and self.is_world_process_zero():
+            self.timing_fn(stage, seconds, **counts)
 
     # loss -----------------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -302,9 +318,10 @@ class LinguamixTrainer(SFTTrainer):
         items = [(lang, ex) for lang, exs in v.examples.items() for ex in exs]
         t_gen = time.perf_counter()
         if v.generate is not None:
-            texts = dict(enumerate(self._generate_elsewhere(v, [ex.prompt for _, ex in items])))
+            completions, new_tokens = self._generate_elsewhere(v, [ex.prompt for _, ex in items])
+            texts = dict(enumerate(completions))
         else:
-            texts = self._generate_here(v, items)
+            texts, new_tokens = self._generate_here(v, items)
         generation_s = time.perf_counter() - t_gen
         rows, per_lang = [], {}
         for i, (lang, ex) in enumerate(items):
@@ -318,19 +335,25 @@ class LinguamixTrainer(SFTTrainer):
         avg = metrics[f"{metric_key_prefix}_avg_acc"]
         # ties keep the earlier (fewer-step) checkpoint
         is_best = avg > v.best_avg
+        epoch = int(round(self.state.epoch or 0))
+        self._timed("validation", time.perf_counter() - t_gen, epoch=epoch, items=len(items),
+                    generated_tokens=new_tokens, generation_s=round(generation_s, 3), backend=v.backend)
         if is_best and v.best_dir:
+            t_save = time.perf_counter()
             self.save_model(v.best_dir)  # every rank takes part (FSDP / ZeRO-3 gather the weights)
+            self._timed("saving", time.perf_counter() - t_save, what="best", epoch=epoch)
             v.best_avg = avg
         metrics["epoch"] = self.state.epoch
         if v.on_result is not None and self.is_world_process_zero():
-            v.on_result({"step": self.state.global_step, "epoch": int(round(self.state.epoch or 0)), "avg_acc": avg,
+            v.on_result({"step": self.state.global_step, "epoch": epoch, "avg_acc": avg,
                          "acc": accs, "n": {lang: n for lang, (n, _) in per_lang.items()}, "is_best": is_best,
                          "backend": v.backend, "generation_s": round(generation_s, 3)}, rows)
         self.log(metrics)
         return metrics
 
-    def _generate_here(self, v: Validation, items: list[tuple[str, Any]]) -> dict[int, str]:
-        """HF generate in the training process, each rank on its share of the items. -> {item index: text}"""
+    def _generate_here(self, v: Validation, items: list[tuple[str, Any]]) -> tuple[dict[int, str], int]:
+        """HF generate in the training process, each rank on its share of the items.
+        -> ({item index: text}, generated tokens over all ranks)"""
         from trl.models.utils import unwrap_model_for_generation
 
         from .generate import HFGenerator
@@ -346,13 +369,13 @@ class LinguamixTrainer(SFTTrainer):
                 finally:
                     if impl == fastpath.ATTN_NAME:
                         model.set_attn_implementation(impl)
-            local = [(i, g.text) for i, g in zip(mine, gens)]
+            local = [(i, g.text, g.n_new_tokens) for i, g in zip(mine, gens)]
         from accelerate.utils import gather_object
 
-        texts = dict(gather_object(local)) if self.accelerator.num_processes > 1 else dict(local)
-        return texts
+        every = gather_object(local) if self.accelerator.num_processes > 1 else local
+        return {i: text for i, text, _ in every}, sum(n for _, _, n in every)
 
-    def _generate_elsewhere(self, v: Validation, prompts: list[str]) -> list[str]:
+    def _generate_elsewhere(self, v: Validation, prompts: list[str]) -> tuple[list[str], int | None]:
         """The epoch's weights saved once (every rank takes part: FSDP / ZeRO-3 gather them), `v.generate`
         on the main process, the completions (or its error) broadcast to the other ranks, which wait."""
         import shutil

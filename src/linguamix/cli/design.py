@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..errors import ConfigError
 from .common import QUIET, TABLE, build_models, command, emit, group, load_study, say
 
 
@@ -31,21 +32,30 @@ def cmd_design(args) -> int:
 
 def cmd_plan(args) -> int:
     from ..study.compute import compute_plan
+    from ..study.forecast import forecast, forecast_line
     from ..study.state import plan_rows
 
+    if args.gpus < 1:
+        raise ConfigError(f"--gpus must be at least 1 (got {args.gpus})")
     cfg = load_study(args.config)
     if args.build_data:
         build_models(cfg)
     rows = plan_rows(cfg)
     compute = compute_plan(cfg, build_data=args.build_data, progress=not args.quiet, tokenizer=args.tokenizer)
+    ahead = forecast(cfg, compute.runs, gpus=args.gpus)
     for r in rows:
-        r.update(compute.runs[r["name"]])
+        r.update(compute.runs[r["name"]], predicted_s=ahead["per_run"].get(r["name"]))
     if args.totals:
-        json.dump({**compute.totals, "notes": list(compute.notes)}, sys.stdout, indent=2)
+        json.dump({**compute.totals, "forecast": {k: v for k, v in ahead.items() if k != "per_run"},
+                   "notes": list(compute.notes)}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
+    if args.format == "table":
+        from ..study.state import format_seconds
+
+        rows = [{**r, "predicted": format_seconds(r["predicted_s"])} for r in rows]
     emit(rows, args.format, ["kind", "model", "task", "mixture", "n_languages", "seed", "status", "train_tokens",
-                             "estimate", "flops", "gpu_hours_floor", "gpu_hours_at_measured_mfu"])
+                             "estimate", "flops", "gpu_hours_floor", "gpu_hours_at_measured_mfu", "predicted"])
     if args.format == "table":
         sys.stdout.flush()  # the table before the summary lines on stderr
         n_train = sum(r["kind"] == "train" for r in rows)
@@ -60,6 +70,7 @@ def cmd_plan(args) -> int:
             say(f"compute ({t['runs_with_compute']} of {t['training_runs']} training runs{est}): {t['train_tokens']:,} "
                 f"training tokens, {t['flops']:.3g} FLOPs (6NT), {t['gpu_hours_floor']:.3g} GPU-hours at 100 % of "
                 f"{t['peak_flops_per_gpu'] / 1e12:g} TFLOP/s ({t['reference_gpu']}){measured}")
+        say(forecast_line(ahead))
         for note in compute.notes:
             say(f"note: {note}")
     return 0
@@ -89,6 +100,8 @@ def _plan_args(p) -> None:
     p.add_argument("config", help="study config (YAML)")
     p.add_argument("--build-data", action="store_true", help="build missing training data (and tiny models) to count "
                    "tokens; may download tokenizers (default: use only what is on this machine)")
+    p.add_argument("--gpus", type=int, default=1, help="devices the remaining runs are spread over for the "
+                   "predicted wall-clock (default: 1)")
     p.add_argument("--totals", action="store_true", help="print only the totals, as one JSON object")
     p.add_argument("--tokenizer", metavar="PATH", help="a local tokenizer folder to count tokens with for models whose "
                    "own tokenizer is not on this machine (e.g. scripts/qwen_base_tokenizer.py's); N then comes "

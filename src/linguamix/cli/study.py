@@ -42,7 +42,8 @@ def cmd_study_status(args) -> int:
     from collections import Counter
 
     from ..runs import parse_only, select
-    from ..study.state import STATES, format_seconds, status_rows, summary_line
+    from ..study.state import STATES, format_seconds, status_rows, summary_line, time_line, time_summary
+    from ..timing import shares
 
     cfg = load_study(args.config)
     every = status_rows(cfg, select(cfg, parse_only(args.only)))
@@ -50,20 +51,38 @@ def cmd_study_status(args) -> int:
     if args.format == "json":
         counts = Counter(r["state"] for r in every)
         summary = {s: counts.get(s, 0) for s in STATES}
-        json.dump({"summary": {**summary, "line": summary_line(every)}, "runs": rows}, sys.stdout, indent=2,
-                  ensure_ascii=False)
+        json.dump({"summary": {**summary, "line": summary_line(every)}, "time": time_summary(every), "runs": rows},
+                  sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return 0
     if args.format == "table":
         rows = [{**r, "elapsed": format_seconds(r["elapsed_s"]),
-                 "job": f"{r['job_id']} {r['job_state']}" if r["job_id"] else ""} for r in rows]
+                 "job": f"{r['job_id']} {r['job_state']}" if r["job_id"] else "",
+                 **{f"{k}%": round(100 * v) for k, v in _short_shares(shares(r["timings"])).items()
+                    if any(r["timings"].values())}} for r in rows]
         slurm = ["job"] if any(r["job"] for r in rows) else []  # SLURM's job id and state, for runs it ran
+        timed = [f"{k}%" for k in SHORT.values()] if any(any(r["timings"].values()) for r in rows) else []
         emit(rows, "table", ["kind", "model", "task", "mixture", "seed", "state", "attempts", "elapsed", *slurm,
-                             "reason"])
+                             *timed, "reason"])
     else:
-        emit(rows, args.format, list(every[0]) if every else None)
-    print(summary_line(every), file=sys.stdout if args.format == "table" else sys.stderr)
+        flat = [{**{k: v for k, v in r.items() if k != "timings"},
+                 **{f"time_{k}_s": round(v, 3) for k, v in r["timings"].items()}} for r in rows]
+        emit(flat, args.format, list(flat[0]) if flat else None)
+    out = sys.stdout if args.format == "table" else sys.stderr
+    print(summary_line(every), file=out)
+    line = time_line(every)
+    if line:
+        print(line, file=out)
     return 0
+
+
+SHORT = {"data": "data", "model_load": "load", "train_steps": "train", "validation": "val", "test_eval": "test",
+         "saving": "save"}
+"""Column names of the per-stage shares in the `study status` table."""
+
+
+def _short_shares(fractions: dict[str, float]) -> dict[str, float]:
+    return {SHORT[k]: v for k, v in fractions.items()}
 
 
 def cmd_study_run_one(args) -> int:

@@ -4,7 +4,8 @@ Layout under a study's output root:
 
     runs/<run name>/            one self-describing directory per run (name = RunSpec.name)
         run.json                spec, resolved config, config hash, git commit, package versions
-        status.json             state (pending/running/done/failed), reason, attempts, timings
+        status.json             state (pending/running/done/failed), reason, attempts, elapsed time
+        logs/timings.jsonl      wall time of each stage as it finished (linguamix.timing)
         train/                  trainer checkpoints (best + last while training), logs
         selection.jsonl         per-epoch validation accuracy per language (checkpoint selection)
         model/                  the selected checkpoint (trained runs)
@@ -27,6 +28,7 @@ from typing import Any, Iterable, Iterator
 
 from ..errors import ConfigError, StorageError
 from ..records import RunSpec
+from ..timing import STAGES as STAGES_TIMED
 from .files import (  # noqa: F401  re-exported: every stage imports file helpers from linguamix.store
     STORAGE_ERRNOS, storage_error, temp_name, clean_litter, atomic_path, write_files, staged_dir, atomic_dir,
     write_text, json_text, jsonl_text, write_json, write_jsonl, append_jsonl, read_json, iter_records, read_jsonl,
@@ -172,6 +174,15 @@ class RunDir:
     def read_log(self, name: str) -> list[dict[str, Any]]:
         p = self.path / "logs" / f"{name}.jsonl"
         return read_jsonl(p, tolerant=True) if p.exists() else []
+
+    def log_timing(self, stage: str, seconds: float, **counts: Any) -> None:
+        """One finished stage's wall time (linguamix.timing), appended as it happens."""
+        if stage not in STAGES_TIMED:
+            raise ValueError(f"unknown stage {stage!r}")
+        self.log("timings", {"stage": stage, "seconds": round(seconds, 3), "at": now(), **counts})
+
+    def read_timings(self) -> list[dict[str, Any]]:
+        return self.read_log("timings")
 
     def write_selection(self, curve: list[dict[str, Any]]) -> None:
         write_jsonl(self.path / "selection.jsonl", curve)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from typing import Any
 
 from ..config import StudyConfig
@@ -48,12 +49,20 @@ def execute(cfg: StudyConfig, spec: RunSpec, rd: RunDir, *, progress: bool = Tru
             path = str(res.model_dir)
             selected = {"selected_epoch": res.best_epoch, "selected_val_avg_acc": res.best_avg_acc}
         if evaluate_test and main:
-            tok = load_tokenizer(path, trust_remote_code=model_cfg.trust_remote_code)
+            t0 = time.perf_counter()
             test = load_test(cfg, spec.task, cfg.eval.languages)
+            rd.log_timing("data", time.perf_counter() - t0, what="test set")
+            t0 = time.perf_counter()
+            tok = load_tokenizer(path, trust_remote_code=model_cfg.trust_remote_code)
             gen = make_generator(cfg.eval.backend, path, tok, batch_size=cfg.eval.batch_size,
                                  trust_remote_code=model_cfg.trust_remote_code)
-            evaluate(gen, spec.task, test, rd, max_new_tokens=cfg.task(spec.task).max_new_tokens,
-                     progress=progress, extra={"model": path, **selected})
+            rd.log_timing("model_load", time.perf_counter() - t0, what=f"{cfg.eval.backend} generator")
+            t0 = time.perf_counter()
+            summary = evaluate(gen, spec.task, test, rd, max_new_tokens=cfg.task(spec.task).max_new_tokens,
+                               progress=progress, extra={"model": path, **selected})
+            g = summary["generation"]
+            rd.log_timing("test_eval", time.perf_counter() - t0, items=summary["n_items"],
+                          generated_tokens=g["new_tokens"], generation_s=g["seconds"], backend=g["backend"])
         if main:
             rd.set_status("done" if evaluate_test else "pending", **selected)
     state.wait_for_everyone()

@@ -11,6 +11,7 @@ from ..mixtures import languages_of
 from ..records import RunSpec
 from ..runs import expand, run_hash
 from ..store import RunDir, Store
+from ..timing import shares, shares_line, stage_totals
 
 STATES = ("done", "running", "failed", "pending", "cancelled")
 
@@ -24,7 +25,8 @@ def run_state(cfg: StudyConfig, spec: RunSpec, rd: RunDir) -> dict[str, Any]:
 def status_rows(cfg: StudyConfig, specs: list[RunSpec] | None = None,
                 store: Store | None = None) -> list[dict[str, Any]]:
     """One row per run: name, kind, model, task, mixture, seed, state, attempts, elapsed_s, reason, host,
-    updated, and the run's SLURM job and its state now (job_id, job_state; None for a local run)."""
+    updated, the run's SLURM job and its state now (job_id, job_state; None for a local run), and the
+    seconds of each stage so far (timings, linguamix.timing)."""
     store = store or Store(cfg.output_path)
     now = time.time()
     rows = []
@@ -39,8 +41,24 @@ def status_rows(cfg: StudyConfig, specs: list[RunSpec] | None = None,
                      "mixture": spec.mixture, "seed": spec.seed, "state": st["state"],
                      "attempts": int(st.get("attempts", 0)), "elapsed_s": elapsed, "reason": st.get("reason"),
                      "host": st.get("host"), "updated": st.get("updated"),
-                     "job_id": jobs.get(spec.name, (None, None))[0], "job_state": jobs.get(spec.name, (None, None))[1]})
+                     "job_id": jobs.get(spec.name, (None, None))[0], "job_state": jobs.get(spec.name, (None, None))[1],
+                     "timings": stage_totals(store.run(spec).read_timings())})
     return rows
+
+
+def time_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-stage seconds summed over `status_rows`, their shares, and the runs they come from."""
+    totals = stage_totals({"stage": k, "seconds": v} for r in rows for k, v in (r.get("timings") or {}).items())
+    timed = sum(any((r.get("timings") or {}).values()) for r in rows)
+    return {"seconds": totals, "shares": shares(totals), "total_s": sum(totals.values()), "runs_timed": timed}
+
+
+def time_line(rows: list[dict[str, Any]]) -> str | None:
+    """`time: 1h02m measured in 4 runs: training steps 61 %, ...` (None before any run was timed)."""
+    t = time_summary(rows)
+    if not t["runs_timed"]:
+        return None
+    return f"time: {format_seconds(t['total_s'])} measured in {t['runs_timed']} runs: {shares_line(t['seconds'])}"
 
 
 def _slurm_jobs(store: Store, names: list[str]) -> dict[str, tuple[str, str]]:
