@@ -253,3 +253,39 @@ def test_selection_through_a_child_process_equals_selection_here(tmp_path, base_
     assert curves["vllm-rows"] == curves["hf-rows"]
     events = [e for e in RunDir(tmp_path / "vllm").read_log("events") if e.get("event") == "validation_generation"]
     assert len(events) == 2 and all(e["items"] == 8 and e["load_s"] >= 0 for e in events)
+
+
+def test_tensorboard_event_files_hold_the_curves_and_validation_accuracies(tmp_path, base_models):
+    """train.report_to: [tensorboard] -> event files under the run's logs/tensorboard (they survive finalize,
+    which removes the checkpoints folder), with the loss, the learning rate, tokens/s and every epoch's
+    validation accuracy per language, equal to the selection curve's."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    study = write_study(tmp_path, base_models, epochs=2, report_to=["tensorboard"])
+    rd = RunDir(tmp_path / "run")
+    assert execute(load_config(study), RunSpec("tiny-qwen3", "math", "en+es"), rd, progress=False) == 0
+    events = list((rd.path / "logs" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events and not rd.checkpoints.exists()
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/loss", "train/learning_rate", "train/tokens_per_s", "eval/acc_en", "eval/acc_es",
+            "eval/avg_acc"} <= tags
+    curve = rd.read_selection()
+    for lang in ("en", "es"):
+        logged = [(e.step, e.value) for e in acc.Scalars(f"eval/acc_{lang}")]
+        assert logged == [(c["step"], pytest.approx(c["acc"][lang])) for c in curve]
+
+
+def test_report_to_a_missing_integration_is_a_config_error(tmp_path, base_models, monkeypatch):
+    import importlib.util
+
+    from linguamix.errors import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    study = write_study(tmp_path, base_models, epochs=1, report_to=["wandb"])
+    rd = RunDir(tmp_path / "run")
+    with pytest.raises(ConfigError, match="train.report_to: 'wandb' needs the wandb package"):
+        execute(load_config(study), RunSpec("tiny-qwen3", "math", "en+es"), rd, progress=False)
+    assert not rd.checkpoints.exists() and not rd.read_log("train")
