@@ -7,6 +7,7 @@ The full demo's timing and learning are measured by running it (README, issue no
 import json
 
 import duckdb
+import pandas as pd
 import pytest
 import yaml
 
@@ -62,6 +63,15 @@ def test_demo_runs_end_to_end_and_reuses_every_stage(tmp_path, monkeypatch):
     with duckdb.connect(str(out / "results.duckdb"), read_only=True) as db:
         evaluations = db.sql("select * from evaluations order by run, eval_lang").fetchall()
     assert len(evaluations) == first["runs"] * 6  # every run evaluated on en es ja bn sw te
+    # where the time went: every run timed, the report's section and time.csv from the same numbers
+    with duckdb.connect(str(out / "results.duckdb"), read_only=True) as db:
+        [(train_s, val_s)] = db.sql("select sum(time_train_steps_s), sum(time_validation_s) from runs").fetchall()
+        assert db.sql("select count(*) from runs where time_test_eval_s > 0").fetchall() == [(first["runs"],)]
+    report = (out / "report" / "report.md").read_text()
+    assert "## Where the time went" in report and f"all runs ({first['runs']})" in report
+    shares = pd.read_csv(out / "report" / "time.csv").query("scope == 'all'").set_index("stage")
+    assert shares["share"].sum() == pytest.approx(1) and shares.loc["train_steps", "seconds"] == pytest.approx(train_s)
+    assert shares.loc["validation", "seconds"] == pytest.approx(val_s)
 
     base_mtime = (out / "base-model-quick" / "model.safetensors").stat().st_mtime_ns
     lines.clear()

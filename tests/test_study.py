@@ -1,8 +1,10 @@
 """Study orchestration without training: run selection, run state, the retry/requeue logic of the
 orchestrator (scripted executor), how a job's end is judged, the subprocess executor's plumbing (fake
 commands), and `plan`/`status` on the paper's config. The SLURM executor: tests/test_slurm*.py."""
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -161,6 +163,54 @@ def test_orchestrator_retries_requeues_and_reports(tmp_path, capsys):
     ex2 = Scripted(cfg, {})
     report2 = run_study(cfg, str(path), ex2, only=only, prepare_data=False, poll_s=0)
     assert sorted(ex2.calls) == sorted([broken, bad]) and report2.skipped == 2 and report2.exit_code == 0
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_console_prints_one_line_per_event_above_one_study_bar(tmp_path):
+    path, cfg = _config(tmp_path)
+    only = parse_only(["model=a,task=math"])
+    names = [s.name for s in select(cfg, only)]
+    out = _Terminal()
+    run_study(cfg, str(path), Scripted(cfg, {names[0]: ["preempted"]}), only=only, prepare_data=False, poll_s=0,
+              out=out)
+    text = out.getvalue()
+    lines = [x for x in re.split(r"[\r\n]", text) if x.strip()]
+    events = [x for x in lines if re.match(r"\[\d/4\] (start|done|requeue) ", x.strip())]
+    assert len(events) == 4 + 1 + 4 + 1  # 5 starts (one requeued), 4 done, one requeue
+    bars = [x for x in lines if x.strip().startswith(f"study {cfg.name}:")]
+    assert bars and "4/4" in bars[-1] and "4 done, 0 failed" in bars[-1]
+    assert not any("%|" in x or "run/s" in x for x in events)  # the bar is not printed into the event lines
+    # not a terminal (a log file, CI): the same lines, no bar
+    plain = io.StringIO()
+    run_study(cfg, str(path), Scripted(cfg, {}), only=parse_only(["model=b,task=math"]), prepare_data=False,
+              poll_s=0, out=plain)
+    assert "%|" not in plain.getvalue() and "run/s" not in plain.getvalue()
+    assert len([x for x in plain.getvalue().splitlines() if re.match(r"\[\d/4\] (start|done) ", x)]) == 8
+
+
+def test_what_a_run_prints_goes_to_its_log(tmp_path, capfd):
+    """Inline and pool runs print into their run's log (Python's streams and the file descriptors), and the
+    console is left as it was."""
+    from linguamix.store import RunDir
+    from linguamix.study.executors.local import output_to_log
+
+    rd = RunDir(tmp_path / "run")
+    print("before")
+    with output_to_log(rd):
+        print("python stdout")
+        print("python stderr", file=sys.stderr)
+        os.write(1, b"fd one\n")
+        os.write(2, b"fd two\n")
+    print("after")
+    log = rd.log_file.read_text()
+    assert all(x in log for x in ("python stdout", "python stderr", "fd one", "fd two"))
+    console = capfd.readouterr()
+    assert "before" in console.out and "after" in console.out
+    assert not any(x in console.out + console.err for x in ("python stdout", "python stderr", "fd one", "fd two"))
 
 
 # -- judging a job's end -----------------------------------------------------------------------------------

@@ -93,7 +93,7 @@ def test_status_shows_each_runs_time_shares_and_the_studys(tmp_path, capsys):
     assert {"data%", "load%", "train%", "val%", "test%", "save%"} <= set(header)
     line = next(x for x in out.splitlines() if "done" in x.split())  # the one finished run
     assert "52" in line.split() and "11" in line.split()  # training steps 10/19.2, validation 2.2/19.2
-    assert "time: 19.2s measured in 1 runs: training steps 52 %" in out
+    assert "time: 19.2s of run time (summed over 1 runs): training steps 52 %" in out
     assert main(["study", "status", str(path), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["time"]["seconds"]["train_steps"] == 10.0

@@ -3,7 +3,7 @@
     linguamix collect CONFIG [--out results.duckdb | --out DIR/ --format parquet]
 
     runs         one row per run of the design (any state): spec, status, config + hash, git commit,
-                 selection curve, selected epoch, elapsed time
+                 selection curve, selected epoch, elapsed time, seconds per stage (time_<stage>_s)
     evaluations  one row per finished run x evaluation language: n, correct, accuracy, Wilson interval
                  (the analysis's input; column names are its contract)
     predictions  one row per finished run x evaluated item
@@ -25,6 +25,7 @@ from .mixtures import label
 from .records import RunSpec
 from .runs import changed_runs, describe_changed, expand, run_hash
 from .store import STORAGE_ERRNOS, RunDir, Store, clean_litter, staged_dir, storage_error, temp_name
+from .timing import STAGES, stage_totals, throughput
 
 SPLIT = "test"
 
@@ -39,7 +40,8 @@ def _schemas():
             ("train_langs", s), ("n_train_langs", i), ("seed", i), ("status", s), ("reason", s), ("attempts", i),
             ("config_hash", s), ("git_commit", s), ("git_dirty", b), ("config", s), ("selection_curve", s),
             ("selected_epoch", i), ("selected_val_avg_acc", f), ("elapsed_s", f), ("host", s), ("created", s),
-            ("updated", s), ("n_eval_items", i), ("config_changed", s)]),
+            ("updated", s), ("n_eval_items", i), ("config_changed", s),
+            *[(f"time_{stage}_s", f) for stage in STAGES], ("train_tokens_per_s", f), ("generated_tokens_per_s", f)]),
         "evaluations": pa.schema([
             ("model", s), ("family", s), ("size_b", f), ("task", s), ("mixture", s), ("train_langs", s),
             ("n_train_langs", i), ("eval_lang", s), ("n", i), ("correct", i), ("run", s), ("seed", i),
@@ -118,7 +120,17 @@ def _run_row(spec: RunSpec, rd: RunDir, st: dict[str, Any], common: dict[str, An
             "selected_epoch": st.get("selected_epoch", best.get("epoch")),
             "selected_val_avg_acc": st.get("selected_val_avg_acc", best.get("avg_acc")),
             "elapsed_s": st.get("elapsed_s"), "host": st.get("host"), "created": manifest.get("created"),
-            "updated": st.get("updated"), "n_eval_items": summary.get("n_items") if summary else None}
+            "updated": st.get("updated"), "n_eval_items": summary.get("n_items") if summary else None,
+            **_timing_columns(rd.read_timings())}
+
+
+def _timing_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Seconds per stage (None for a run never timed) and the throughput the run measured."""
+    if not rows:
+        return {**{f"time_{k}_s": None for k in STAGES}, "train_tokens_per_s": None, "generated_tokens_per_s": None}
+    tp = throughput(rows)
+    return {**{f"time_{k}_s": round(v, 3) for k, v in stage_totals(rows).items()},
+            "train_tokens_per_s": tp["train_tokens_per_s"], "generated_tokens_per_s": tp["generated_tokens_per_s"]}
 
 
 def _json(v: Any) -> str | None:

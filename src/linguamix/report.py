@@ -97,8 +97,9 @@ def build_blocks(a: Analysis) -> list[Block]:
               f"The reference language of the English-only and bilingual mixtures is `{o.reference}`."),
     ]
     blocks += _scaling(a) + _bilingual(a) + _win_rates(a) + _zero_shot(a) + _heatmaps(a) + _regression(a, reg)
-    blocks += _seeds(a) + _power(a)
+    blocks += _seeds(a) + _power(a) + _time(a)
     files = [*CSV_FILES, "regression.csv", "regression.json"] + (["power.csv"] if a.power is not None else [])
+    files += ["time.csv"] if a.time is not None else []
     blocks += [("h2", "Files"), ("list", [f"[{name}]({name})" for name in files])]
     return blocks
 
@@ -291,6 +292,36 @@ def _power(a: Analysis) -> list[Block]:
 
 
 # -- rendering -----------------------------------------------------------------------------------------
+def _time(a: Analysis) -> list[Block]:
+    """Where the study's time went (the runs' own timings, summed), when the input carries them."""
+    if a.time is None:
+        return []
+    t = a.time
+    every = t[t["scope"] == "all"]
+    total = every["seconds"].sum()
+    models = [m for m in t["scope"].unique() if m != "all"]
+    header = ["stage", f"all runs ({int(every['n_runs'].iloc[0])})"] + [f"{m} ({int(t[t['scope'] == m]['n_runs'].iloc[0])})"
+                                                                         for m in models]
+
+    def cell(scope: str, stage: str) -> str:
+        r = t[(t["scope"] == scope) & (t["stage"] == stage)].iloc[0]
+        return f"{_duration(r['seconds'])} ({100 * r['share']:.0f} %)"
+
+    rows = [[r["label"], *[cell(s, r["stage"]) for s in ["all", *models]]] for _, r in every.iterrows()]
+    return [("h2", "Where the time went"),
+            ("p", f"Wall time of each stage, summed over the collected runs ({_duration(total)} of run time; runs in "
+                  "parallel overlap, so this is device time, not the study's elapsed time), and its share of the "
+                  "total. Training steps exclude the epoch-end validation and the checkpoint saves inside "
+                  "training. Measured by the runs themselves (logs/timings.jsonl); time.csv has the numbers."),
+            ("table", header, rows)]
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else \
+        f"{seconds:.1f} s"
+
+
 def _md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 

@@ -9,7 +9,7 @@ Accepted inputs (chosen by file suffix):
     `accuracy`, `ci_low`, `ci_high` are allowed and ignored; accuracy is always recomputed from counts),
   - table `predictions` (optional): one row per scored item, columns at least
     `model, task, mixture, eval_lang, item_id, correct` (correct: bool or 0/1; `seed` optional),
-  - table `runs` (not read here),
+  - table `runs` (optional): only its time_<stage>_s columns are read, for the report's time section,
   - table `simulation` (optional, written by `linguamix simulate`): marks the data as simulated.
 
 Per-item predictions may also come from a separate CSV/Parquet/JSONL file (`predictions=`); they enable
@@ -70,6 +70,9 @@ class ResultsTable:
     """Per-seed cells and per-item outcomes; None = derive from `rows` and `predictions` (one seed)."""
     simulated: str | None = None
     """How the table was simulated, when it was (`linguamix simulate`); None for real results."""
+    timings: pd.DataFrame | None = None
+    """The `runs` table's name, kind, model, task and time_<stage>_s columns (`linguamix collect`'s
+    database or parquet folder), for the report's time section; None when the input has none."""
 
     def cells(self) -> Evaluations:
         return self.evaluations if self.evaluations is not None else from_frames(self.rows, self.predictions)
@@ -79,18 +82,22 @@ def load_results(path: str | Path, *, predictions: str | Path | None = None) -> 
     """Read, validate and normalise a results table (and optional per-item predictions)."""
     path = Path(path)
     pred_df = None
+    timings = None
     if path.is_dir():  # `linguamix collect --format parquet`: one file per table
         if not (path / "evaluations.parquet").is_file():
             raise DataError(f"{path}: a results directory must hold evaluations.parquet")
         if predictions is None and (path / "predictions.parquet").is_file():
             predictions = path / "predictions.parquet"
+        if (path / "runs.parquet").is_file():
+            timings = _timing_columns(pd.read_parquet(path / "runs.parquet"))
         path = path / "evaluations.parquet"
     if not path.is_file():
         raise DataError(f"{path}: results file not found")
     suffix = path.suffix.lower()
     simulated = None
     if suffix in (".duckdb", ".db"):
-        table, pred_df, simulated = _read_duckdb(path)
+        table, pred_df, simulated, runs = _read_duckdb(path)
+        timings = _timing_columns(runs)
         line_offset = None
     elif suffix == ".csv":
         table = _read_table_file(path)
@@ -118,7 +125,17 @@ def load_results(path: str | Path, *, predictions: str | Path | None = None) -> 
         preds, pred_notes = validate_predictions(pred_df, cells, source=pred_source)
         notes = notes + pred_notes
     return ResultsTable(rows=rows, source=str(path), sha256=digest, predictions=preds, notes=tuple(notes),
-                        evaluations=from_frames(cells, preds), simulated=simulated)
+                        evaluations=from_frames(cells, preds), simulated=simulated, timings=timings)
+
+
+def _timing_columns(runs: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The runs' identity and per-stage seconds, or None when there are no timed runs."""
+    if runs is None or not any(c.startswith("time_") for c in runs.columns):
+        return None
+    cols = [c for c in ("name", "kind", "model", "task") if c in runs.columns]
+    out = runs[cols + [c for c in runs.columns if c.startswith("time_")]]
+    timed = out[[c for c in out.columns if c.startswith("time_")]].notna().any(axis=1)
+    return out[timed].reset_index(drop=True) if timed.any() else None
 
 
 # -- readers -------------------------------------------------------------------------------------------
@@ -145,7 +162,7 @@ def _read_table_file(path: Path, columns: list[str] | None = None) -> pd.DataFra
     raise DataError(f"{path}: unsupported format '{suffix}' (use .csv, .parquet or .jsonl)")
 
 
-def _read_duckdb(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, str | None]:
+def _read_duckdb(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, str | None, pd.DataFrame | None]:
     import duckdb
 
     try:
@@ -162,6 +179,7 @@ def _read_duckdb(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, str | N
             have = {r[0] for r in con.execute("DESCRIBE predictions").fetchall()}
             cols = [c for c in (*PREDICTION_COLUMNS, "seed") if c in have]
             preds = con.execute(f"SELECT {', '.join(cols)} FROM predictions").df() if cols else pd.DataFrame()
+        runs = con.execute("SELECT * FROM runs").df() if "runs" in tables else None
         simulated = None
         if "simulation" in tables:
             row = con.execute("SELECT * FROM simulation LIMIT 1").df()
@@ -170,7 +188,7 @@ def _read_duckdb(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, str | N
         raise DataError(f"{path}: cannot read as DuckDB ({str(e).splitlines()[0][:200]})") from None
     finally:
         con.close()
-    return table, preds, simulated
+    return table, preds, simulated, runs
 
 
 # -- validation ----------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import figures, tables
+from .costs import time_by_stage
 from .inputs import ResultsTable
 from .options import AnalysisOptions
 
@@ -41,6 +42,8 @@ class Analysis:
     cluster_method: str
     """`items` (per-item predictions: items resampled) or `counts` (the counts-only bound)."""
     power: pd.DataFrame | None = None
+    time: pd.DataFrame | None = None
+    """Seconds and shares per stage (costs.time_by_stage) when the input has the runs' timings."""
     figures: dict[str, list[str]] = field(default_factory=dict)
     """Figure name -> file names (png, svg) relative to the output directory; filled by write_outputs."""
 
@@ -108,6 +111,7 @@ def run_analysis(results: ResultsTable, options: AnalysisOptions = AnalysisOptio
         seeds=tables.seed_spread(ev),
         cluster_method="items" if ev.items is not None else "counts",
         power=power,
+        time=None if results.timings is None else time_by_stage(results.timings),
     )
 
 
@@ -148,6 +152,8 @@ def write_outputs(analysis: Analysis, out_dir: str | Path) -> Analysis:
     store.write_json(out / "regression.json", regression_json(analysis))
     if analysis.power is not None:
         store.write_text(out / "power.csv", csv_text(analysis.power))
+    if analysis.time is not None:
+        store.write_text(out / "time.csv", csv_text(analysis.time))
 
     iv, o = analysis.options.intervals, analysis.options
     made = {

@@ -60,7 +60,8 @@ def run_study(cfg: StudyConfig, config_path: str, executor: Executor, *, only: d
     from scratch (`changed="rerun"`; the old directory is kept under `replaced/`) or kept (`"accept"`). Runs a
     user cancelled on the cluster are left alone unless `retry_cancelled`."""
     out = out or sys.stderr
-    say = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
+    console = _Console(out, progress)
+    say = console.say
     t0 = time.time()
     store = Store(cfg.output_path)
     specs = select(cfg, only)
@@ -79,6 +80,7 @@ def run_study(cfg: StudyConfig, config_path: str, executor: Executor, *, only: d
         return report
     if prepare_data:
         prepare(cfg, todo, store, progress=progress, say=say)
+    console.open_bar(len(todo), f"study {cfg.name}")
     loop = _Loop(cfg, store, executor, report, say, t0, retry_cancelled=retry_cancelled,
                  retries=cfg.executor.max_retries if max_retries is None else max_retries, todo=todo)
     queue = deque(make_job(cfg, config_path, s, store.run(s), executor=executor,
@@ -100,6 +102,7 @@ def run_study(cfg: StudyConfig, config_path: str, executor: Executor, *, only: d
                     job = active.pop(handle)
                     again, stop_now = loop.settle(job, outcome)
                     queue.extend([job] if again else [])
+                    console.advance(0 if again else 1, report)
                     stop = stop or stop_now
             if stop or (queue and not active and executor.admit(list(queue)) == 0):  # stopped, or nothing can start
                 for job in queue:
@@ -111,7 +114,9 @@ def run_study(cfg: StudyConfig, config_path: str, executor: Executor, *, only: d
         say("study: interrupted" + (f"; stopping {len(active)} active run(s) (a training run saves a checkpoint)"
                                     if active else "; rerun `linguamix study run` to resume"))
         executor.stop()
+        console.close()
         raise
+    console.close()
     report.seconds = round(time.time() - t0, 1)
     _final(report, say)
     return report
@@ -138,6 +143,38 @@ def _settle_changed(cfg: StudyConfig, config_path: str, specs: list[RunSpec], st
             rd.accept_config(run_hash(cfg, c.spec), list(c.fields))
             say(f"study: {c.spec.name}: config changed ({', '.join(c.fields)}); its results are kept (--accept-changed)")
     return {c.spec.name for c in drift if changed == "accept" and not c.complete}
+
+
+class _Console:
+    """The orchestrator's console: one line per run event, printed above one progress bar for the whole
+    study (runs settled / runs to run; the bar only where `progress` and the output is a terminal).
+    The runs' own output goes to their logs (executors)."""
+
+    def __init__(self, out, progress: bool):
+        self.out, self.progress, self.bar = out, progress, None
+
+    def open_bar(self, total: int, desc: str) -> None:
+        isatty = getattr(self.out, "isatty", lambda: False)()
+        if self.progress and isatty and total:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="run", file=self.out, dynamic_ncols=True, leave=True)
+
+    def say(self, msg: str) -> None:
+        if self.bar is not None:
+            self.bar.write(msg, file=self.out)
+        else:
+            print(msg, file=self.out, flush=True)
+
+    def advance(self, n: int, report: StudyReport) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{len(report.done)} done, {len(report.failed)} failed", refresh=False)
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class _Loop:

@@ -58,7 +58,8 @@ def time_line(rows: list[dict[str, Any]]) -> str | None:
     t = time_summary(rows)
     if not t["runs_timed"]:
         return None
-    return f"time: {format_seconds(t['total_s'])} measured in {t['runs_timed']} runs: {shares_line(t['seconds'])}"
+    return (f"time: {format_seconds(t['total_s'])} of run time (summed over {t['runs_timed']} runs): "
+            f"{shares_line(t['seconds'])}")
 
 
 def _slurm_jobs(store: Store, names: list[str]) -> dict[str, tuple[str, str]]:

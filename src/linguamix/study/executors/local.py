@@ -7,13 +7,14 @@
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import subprocess
 import sys
 import time
 import traceback
-from typing import Any
+from typing import Any, Iterator
 
 from ...config import StudyConfig
 from ...errors import LinguamixError
@@ -27,7 +28,7 @@ class InlineExecutor:
     of a run is caught and retried; a kill of this process leaves the run resumable."""
 
     kind = "inline"
-    name = "local executor (one run at a time, in this process)"
+    name = "local executor (one run at a time, in this process; each run's output in its logs/run.log)"
 
     def __init__(self, cfg: StudyConfig):
         self.cfg = cfg
@@ -72,7 +73,8 @@ def _run_in_this_process(cfg: StudyConfig, job: Job, *, progress: bool) -> int:
 
     rd = RunDir(job.run_dir)
     try:
-        return run_one(cfg, job.spec, progress=progress, allow_config_change=job.allow_config_change)
+        with output_to_log(rd):
+            return run_one(cfg, job.spec, progress=progress, allow_config_change=job.allow_config_change)
     except LinguamixError as e:
         append_log(rd, f"{type(e).__name__}: {e}\n")
         return e.exit_code
@@ -81,6 +83,32 @@ def _run_in_this_process(cfg: StudyConfig, job: Job, *, progress: bool) -> int:
         return 1
     finally:
         _free_memory()
+
+
+@contextlib.contextmanager
+def output_to_log(rd: RunDir) -> Iterator[None]:
+    """What a run prints (its libraries' progress bars and warnings, a C library's output) goes to the run's
+    log, as a subprocess run's does: the console keeps one line per run event and the study's bar. Both
+    levels are redirected: Python's sys.stdout/sys.stderr and file descriptors 1 and 2."""
+    rd.log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with open(rd.log_file, "a", encoding="utf-8", buffering=1) as log:
+        saved = []
+        try:
+            for fd in (1, 2):
+                saved.append((fd, os.dup(fd)))
+                os.dup2(log.fileno(), fd)
+        except OSError:  # no such descriptor (an embedding host): the Python-level redirect still holds
+            pass
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
+        finally:
+            log.flush()
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 def _stop_requested() -> bool:
@@ -212,7 +240,8 @@ class PoolExecutor:
                                          initializer=_pool_init, initargs=(self.threads, os.getpid()))
         self.active: dict[int, tuple[Any, Job, float]] = {}
         self._next = 0
-        self.name = f"local executor ({self.workers} worker process(es), {self.threads} thread(s) each)"
+        self.name = (f"local executor ({self.workers} worker process(es), {self.threads} thread(s) each; each run's "
+                     "output in its logs/run.log)")
 
     def resources(self, spec: RunSpec) -> tuple[int, int]:
         return 0, 1
