@@ -144,6 +144,13 @@ def test_epoch_end_selection_through_vllm_matches_hf(model_dir, tmp_path):
 f"\n{backend}: generation_s per epoch {[c['generation_s'] for c in curve]}, total "
               f"{sum(c['generation_s'] for c in curve):.1f} s; selected epoch {selected}; acc "
               f"{[c['acc'] for c in curve]}; child (start, generate) s {[(e['load_s'], e['generate_s']) for e in events]}")
+        from linguamix.timing import shares_line, stage_totals
+
+        timed = rd.read_timings()
+        vals = [r for r in timed if r["stage"] == "validation"]
+        assert len(vals) == 3 and all(r["backend"] == backend and r["generated_tokens"] > 0 for r in vals)
+        print(f"{backend}: validation {[r['seconds'] for r in vals]} s per epoch; run stages: "
+              f"{shares_line(stage_totals(timed))}")
     (c_hf, r_hf, s_hf), (c_vl, r_vl, s_vl) = runs["hf"], runs["vllm"]
     assert [c["backend"] for c in c_hf] == ["hf"] * 3 and [c["backend"] for c in c_vl] == ["vllm"] * 3
     for epoch, (a, b) in enumerate(zip(r_hf, r_vl), 1):
