@@ -1,7 +1,7 @@
 """How long the rest of a study will take (`linguamix plan --gpus N`): a prediction from the throughput
 that the study's finished runs measured, not a benchmark.
 
-Per model, from its finished runs' timing rows (linguamix.timing): training tokens per second of the
+Per model and task (and per model over its tasks), from the finished runs' timing rows (linguamix.timing): training tokens per second of the
 training steps, generated tokens per second of generation (validation and test), generated tokens per
 validation language-epoch and per test evaluation, and the fixed costs per run (data, model load,
 saving, the part of each validation pass that is not generation). A remaining run is predicted as
@@ -30,53 +30,55 @@ FIXED = ("data", "model_load", "saving")
 
 
 def measured_rates(cfg: StudyConfig, store: Store) -> dict[str, dict[str, Any]]:
-    """{model: rates measured by its finished runs} for the models that have any (see the module doc)."""
-    out: dict[str, dict[str, Any]] = {}
-    for model in cfg.models:
-        rows, runs, val_lang_epochs, val_tokens, val_overhead, passes, test_tokens, fixed = [], [], 0, 0, 0.0, 0, [], []
-        devices: set[str] = set()
-        for spec in expand(cfg):
-            rd = store.run(spec)
-            if spec.model != model.short_name or not rd.is_complete():
-                continue
-            t = rd.read_timings()
-            if not t:
-                continue
-            runs.append(spec.name)
-            rows += t
-            n_langs = len(languages_of(spec.mixture)) if spec.kind == "train" else 0
-            for r in t:
-                if r["stage"] == "validation" and r.get("generated_tokens") is not None:
-                    val_lang_epochs += n_langs
-                    val_tokens += int(r["generated_tokens"])
-                    val_overhead += max(0.0, r["seconds"] - float(r.get("generation_s") or 0.0))
-                    passes += 1
-                if r["stage"] == "train_steps" and r.get("device"):
-                    devices.add(r["device"])
-            test_tokens += [int(r["generated_tokens"]) for r in t if r["stage"] == "test_eval"
-                            and r.get("generated_tokens") is not None]
-            fixed.append(sum(r["seconds"] for r in t if r["stage"] in FIXED))
-        if not runs:
+    """{"model/task": rates, "model": rates over its tasks} measured by the finished runs (module doc)."""
+    by_key: dict[str, list[tuple[Any, list[dict[str, Any]]]]] = {}
+    for spec in expand(cfg):
+        rd = store.run(spec)
+        if not rd.is_complete():
             continue
-        tp = throughput(rows)
-        out[model.short_name] = {
-            "runs": len(runs), "devices": sorted(devices),
+        t = rd.read_timings()
+        if t:
+            for key in (f"{spec.model}/{spec.task}", spec.model):
+                by_key.setdefault(key, []).append((spec, t))
+    return {key: _rates(runs) for key, runs in by_key.items()}
+
+
+def _rates(runs: list[tuple[Any, list[dict[str, Any]]]]) -> dict[str, Any]:
+    rows = [r for _, t in runs for r in t]
+    val_lang_epochs = val_tokens = passes = 0
+    val_overhead = 0.0
+    for spec, t in runs:
+        n_langs = len(languages_of(spec.mixture)) if spec.kind == "train" else 0
+        for r in t:
+            if r["stage"] == "validation" and r.get("generated_tokens") is not None:
+                val_lang_epochs += n_langs
+                val_tokens += int(r["generated_tokens"])
+                val_overhead += max(0.0, r["seconds"] - float(r.get("generation_s") or 0.0))
+                passes += 1
+    test_tokens = [int(r["generated_tokens"]) for r in rows
+                   if r["stage"] == "test_eval" and r.get("generated_tokens") is not None]
+    fixed = [sum(r["seconds"] for r in t if r["stage"] in FIXED) for _, t in runs]
+    tp = throughput(rows)
+    return {"runs": len(runs), "devices": sorted({r["device"] for r in rows if r["stage"] == "train_steps"
+                                                   and r.get("device")}),
             "train_tokens_per_s": tp["train_tokens_per_s"], "generated_tokens_per_s": tp["generated_tokens_per_s"],
             "val_tokens_per_lang_epoch": val_tokens / val_lang_epochs if val_lang_epochs else None,
             "val_overhead_s": val_overhead / passes if passes else 0.0,
             "test_tokens": statistics.mean(test_tokens) if test_tokens else None,
             "fixed_s": statistics.mean(fixed), "source": "measured"}
-    return out
 
 
-def _rates_for(model: str, params: dict[str, int | None], measured: dict[str, dict[str, Any]]):
-    """The model's own rates, else the nearest measured model's scaled by matmul parameters, else None."""
-    if model in measured:
-        return measured[model]
+def _rates_for(model: str, task: str, params: dict[str, int | None], measured: dict[str, dict[str, Any]]):
+    """The model's own rates on this task (else over its tasks), else the nearest measured model's on this
+    task scaled by matmul parameters, else None."""
+    for key in (f"{model}/{task}", model):
+        if key in measured and measured[key]["train_tokens_per_s"]:
+            return measured[key]
     n = params.get(model)
-    have = [(m, r) for m, r in measured.items() if params.get(m) and r["train_tokens_per_s"]]
+    have = [(k.split("/")[0], r) for k, r in measured.items() if k.endswith(f"/{task}")
+            and params.get(k.split("/")[0]) and r["train_tokens_per_s"]]
     if not n or not have:
-        return None
+        return measured.get(f"{model}/{task}") or measured.get(model)  # a baseline needs no training rate
     m, r = min(have, key=lambda mr: abs(params[mr[0]] - n))
     k = params[m] / n
     return {**r, "train_tokens_per_s": r["train_tokens_per_s"] * k,
@@ -117,7 +119,7 @@ def forecast(cfg: StudyConfig, compute_runs: dict[str, dict[str, Any]], store: S
             continue
         r = compute_runs.get(spec.name, {})
         per_run[spec.name] = predict_run(spec, r.get("train_tokens"), cfg.train.epochs if select else 0,
-                                         _rates_for(spec.model, params, measured))
+                                         _rates_for(spec.model, spec.task, params, measured))
     known = sorted((s for s in per_run.values() if s is not None), reverse=True)
     loads = [0.0] * max(1, gpus)
     for s in known:  # longest first onto the least-loaded device
@@ -125,7 +127,7 @@ def forecast(cfg: StudyConfig, compute_runs: dict[str, dict[str, Any]], store: S
     return {"label": "prediction", "gpus": gpus, "remaining": len(per_run),
             "unpredicted": sum(s is None for s in per_run.values()),
             "wallclock_s": max(loads) if known else None, "device_s": sum(known) if known else None,
-            "per_run": per_run, "rates": measured}
+            "per_run": per_run, "rates": {k: v for k, v in measured.items() if "/" not in k}}
 
 
 def _params_by_model(cfg: StudyConfig, compute_runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
