@@ -257,14 +257,14 @@ def run_isolated(name: str, shape: str, *, threads: int | None, timeout: float |
 
 def run_bench(shape: str, *, steps: int, configs=CONFIGS, batch: int = 16, warmup: int = 3,
               threads: int | None = None, seed: int = 0, isolate: bool = True, profile: bool = False,
-              timeout: float | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+              timeout: float | None = None, log=None) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
     """Every configuration on the same rows, one after another, each in its own fresh process
     (`isolate=False`: all in this process, peak RSS then cumulative) -> (rows, profile table or None).
 
     `threads`: torch CPU threads for all configurations (default: 1 on CPU). A tiny model's kernels are
     too small to share among threads, and OpenMP spin-waiting makes multi-threaded timings collapse as
     soon as anything else runs on the machine (we measured a 10x swing); one thread gives stable,
-    comparable numbers. On GPU it does not matter. `profile`: one more run of the linguamix
+    comparable numbers. On GPU it does not matter. `log`: called with each row as it completes. `profile`: one more run of the linguamix
     configuration, under torch.profiler (its throughput is not reported: the profiler slows it down)."""
     import torch
 
@@ -282,10 +282,14 @@ def run_bench(shape: str, *, steps: int, configs=CONFIGS, batch: int = 16, warmu
 
     def one(name: str, prof: bool = False) -> dict[str, Any]:
         if isolate:
-            return run_isolated(name, shape, threads=threads, timeout=timeout, profile=prof, **kw)
-        if threads:
-            torch.set_num_threads(threads)
-        return {**run_config(name, shape, profile=prof, **kw), "threads": torch.get_num_threads()}
+            row = run_isolated(name, shape, threads=threads, timeout=timeout, profile=prof, **kw)
+        else:
+            if threads:
+                torch.set_num_threads(threads)
+            row = {**run_config(name, shape, profile=prof, **kw), "threads": torch.get_num_threads()}
+        if log is not None:  # each row as soon as it is measured
+            log(row)
+        return row
 
     rows = [one(c) for c in configs]
     by = {r["config"]: r for r in rows}

@@ -1,6 +1,8 @@
 """[bench] linguamix's fast paths against the plain ones on this machine."""
 from __future__ import annotations
 
+import json
+
 from ..errors import ConfigError
 from .common import QUIET, TABLE, command, emit, group, say
 
@@ -13,9 +15,10 @@ def cmd_bench_train(args) -> int:
     if unknown:
         raise ConfigError(f"--configs: unknown configuration(s) {unknown} (known: {', '.join(CONFIGS)})")
     rows, profile = run_bench(args.shape, steps=args.steps, configs=configs, batch=args.batch, warmup=args.warmup,
-                              threads=args.threads, profile=args.profile)
+                              threads=args.threads, profile=args.profile,
+                              log=lambda r: say(f"bench train: {json.dumps(r)}"))
     if args.format == "json" and profile is not None:
-        emit({"configs": rows, "profile": profile}, "json")  # type: ignore[arg-type]
+        print(json.dumps({"configs": rows, "profile": profile}, indent=2, ensure_ascii=False))
         return 0
     emit(rows, args.format, None if args.format != "table" else
          ["config", "shape", "device", "threads", "batch", "tokens_per_s", "mfu", "peak_mem_gib", "peak_rss_gib",
