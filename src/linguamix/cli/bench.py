@@ -1,6 +1,8 @@
 """[bench] linguamix's fast paths against the plain ones on this machine."""
 from __future__ import annotations
 
+import json
+
 from ..errors import ConfigError
 from .common import QUIET, TABLE, command, emit, group, say
 
@@ -12,10 +14,19 @@ def cmd_bench_train(args) -> int:
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise ConfigError(f"--configs: unknown configuration(s) {unknown} (known: {', '.join(CONFIGS)})")
-    rows = run_bench(args.shape, steps=args.steps, configs=configs, threads=args.threads)
+    rows, profile = run_bench(args.shape, steps=args.steps, configs=configs, batch=args.batch, warmup=args.warmup,
+                              threads=args.threads, profile=args.profile,
+                              log=lambda r: say(f"bench train: {json.dumps(r)}"))
+    if args.format == "json" and profile is not None:
+        print(json.dumps({"configs": rows, "profile": profile}, indent=2, ensure_ascii=False))
+        return 0
     emit(rows, args.format, None if args.format != "table" else
-         ["config", "shape", "device", "threads", "tokens_per_s", "mfu", "peak_mem_gib", "gradient_checkpointing",
-          "vs_trl_padded_gc", "vs_trl_padded"])
+         ["config", "shape", "device", "threads", "batch", "tokens_per_s", "mfu", "peak_mem_gib", "peak_rss_gib",
+          "gradient_checkpointing", "vs_trl_padded_gc", "vs_trl_padded"])
+    if profile is not None:
+        if args.format == "table":
+            print()
+        emit(profile, args.format, ["category", "seconds", "share_pct", "what"])
     return 0
 
 
@@ -32,8 +43,13 @@ def cmd_bench_eval(args) -> int:
 
 
 def _train_args(p) -> None:
-    p.add_argument("--shape", default="tiny", help="model shape: qwen3-0.6b, qwen3-1.7b, gemma3-1b, tiny (default)")
-    p.add_argument("--steps", type=int, default=8, help="optimizer steps per configuration, 3 of them warm-up")
+    p.add_argument("--shape", default="tiny", help="model shape: qwen3-0.6b, qwen3-1.7b, gemma3-1b, tiny (default), "
+                   "qwen3-cpu (CPU-sized, the real 151,936-token vocabulary), micro (smoke tests)")
+    p.add_argument("--steps", type=int, default=8, help="optimizer steps per configuration, --warmup of them warm-up")
+    p.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps per configuration (default: 3)")
+    p.add_argument("--batch", type=int, default=16, help="examples per optimizer step (default: 16)")
+    p.add_argument("--profile", action="store_true", help="also profile the linguamix configuration in one more "
+                   "process: self CPU time by category (LM head + CE, attention, MLP, norms, optimizer, other)")
     p.add_argument("--configs", default="linguamix,trl_padded_gc,trl_padded", help="comma-separated subset")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: 1 on CPU, see docs/performance.md)")
 
@@ -57,7 +73,7 @@ def _eval_args(p) -> None:
 def register(sub) -> None:
     bench = group(sub, "bench", "[bench] measure linguamix's fast paths against the plain ones on this machine")
     command(bench, "train", cmd_bench_train, "[bench] training throughput: linguamix's fast path vs TRL SFTTrainer "
-            "(padded + gradient checkpointing, the paper's setting; padded without)", TABLE, args=_train_args)
+            "(padded + gradient checkpointing, the paper's setting; padded without), each in its own process", TABLE, args=_train_args)
     command(bench, "eval", cmd_bench_eval, "[bench] generation throughput on the same prompts: HF batched and "
             "length-sorted (hf) vs one prompt at a time (hf1), and vLLM where installed", QUIET, TABLE,
             args=_eval_args)
