@@ -137,7 +137,9 @@ class _FusedLinearCE(torch.autograd.Function):
             logits = (h @ w.T).float()
             lse = torch.logsumexp(logits, dim=-1)
             total += (lse - logits.gather(1, y[:, None]).squeeze(1)).sum()
-            g = torch.softmax(logits, dim=-1)  # d(sum loss)/d logits = softmax - onehot
+            # d(sum loss)/d logits = softmax - onehot; softmax = exp(logits - lse), in place: one pass over
+            # the (chunk x vocabulary) block instead of softmax's own max, exp and sum passes
+            g = logits.sub_(lse[:, None]).exp_()
             g.scatter_add_(1, y[:, None], torch.full_like(lse[:, None], -1.0))
             g = g.to(hidden.dtype)
             grad_h[s:s + chunk] = g @ w
@@ -162,10 +164,13 @@ def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targe
                                chunk: int | None = None) -> torch.Tensor:
     """Sum of token cross-entropies of `hidden @ weight.T` against `targets` (hidden: (N, d), weight: (V, d)).
 
-    `chunk` rows at a time: by default ~2^28 logits per chunk (1 GiB in fp32) -> 1,766 rows for Qwen3's
-    151,936-token vocabulary, 1,024 for Gemma-3's 262,144."""
+    `chunk` rows at a time: by default ~2^28 logits per chunk on CUDA (1 GiB in fp32) -> 1,766 rows for
+    Qwen3's 151,936-token vocabulary, 1,024 for Gemma-3's 262,144; ~2^26 on CPU (441 rows for Qwen3), where
+    the larger block bought no speed (the matmuls run at the same rate) and cost 1.2 GiB of peak memory
+    (docs/performance.md, qwen3-cpu)."""
     if chunk is None:
-        chunk = max(128, min(8192, (1 << 28) // weight.shape[0]))
+        budget = 1 << (28 if hidden.is_cuda else 26)
+        chunk = max(128, min(8192, budget // weight.shape[0]))
     if hidden.shape[0] == 0:
         return (hidden.sum() + weight.sum()) * 0.0  # keeps the graph connected for an all-prompt micro-batch
     return _FusedLinearCE.apply(hidden, weight, targets, chunk)
