@@ -167,4 +167,6 @@ def test_submitit_local_executor(tiny_study, tmp_path, monkeypatch, capsys):
         assert "study run-one" in store.run(s).log_file.read_text()
     assert len([p for p in (store.root / "slurm").iterdir() if p.name[0].isdigit()]) == 2
     assert main(["study", "status", str(path), "--only", "model=tiny-b,task=math"]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1] == "4 runs: 2 done, 0 running, 0 failed, 2 pending"
+    summary, time_line = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert summary == "4 runs: 2 done, 0 running, 0 failed, 2 pending"
+    assert time_line.startswith("time: ") and "summed over 2 runs" in time_line  # the jobs timed their stages
