@@ -213,23 +213,16 @@ def run_config(name: str, shape: str, *, steps: int, batch: int = 16, warmup: in
     return out
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL it when the parent dies (Linux; elsewhere a no-op)."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def run_isolated(name: str, shape: str, *, threads: int | None, timeout: float | None = None,
                  **kw: Any) -> dict[str, Any]:
     """run_config in a fresh `python -m linguamix.bench.train` process -> its row. A failure raises
     RuntimeError with the child's last stderr line; the child never outlives this call."""
+    import functools
+    import signal
     import subprocess
     import sys
+
+    from ..study.executors.base import die_with_parent
 
     spec = {"name": name, "shape": shape, "threads": threads, **kw}
     env = dict(os.environ)
@@ -239,7 +232,7 @@ def run_isolated(name: str, shape: str, *, threads: int | None, timeout: float |
         result, log = os.path.join(tmp, "row.json"), os.path.join(tmp, "stderr.log")
         with open(log, "w") as err:
             proc = subprocess.Popen([sys.executable, "-m", "linguamix.bench.train", json.dumps(spec), result],
-                                    stdout=err, stderr=err, env=env, preexec_fn=_die_with_parent)
+                                    stdout=err, stderr=err, env=env, preexec_fn=functools.partial(die_with_parent, signal.SIGKILL))
             try:
                 rc = proc.wait(timeout=timeout)
             except BaseException:  # KeyboardInterrupt, the timeout, anything: no orphan keeps training

@@ -229,6 +229,13 @@ def _prctl():
 _PRCTL = _prctl()  # resolved here, not in the forked child (no imports between fork and exec)
 
 
+def die_with_parent(sig: int) -> None:
+    """In a child process: receive `sig` when the parent dies (Linux PR_SET_PDEATHSIG; a no-op elsewhere).
+    Imports nothing, so it is safe between fork and exec (a `preexec_fn`)."""
+    if _PRCTL is not None:
+        _PRCTL(1, sig)
+
+
 def spawn(cmd: list[str], job: Job, *, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start a job's command in its own session, output appended to the run's log. The child gets SIGTERM
     when its parent dies (a killed orchestrator leaves no orphan training on), and ignores SIGUSR2 (SLURM's
@@ -240,8 +247,7 @@ def spawn(cmd: list[str], job: Job, *, env: dict[str, str] | None = None) -> sub
     def child() -> None:
         for sig in ignore:
             signal.signal(sig, signal.SIG_IGN)
-        if _PRCTL is not None:
-            _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        die_with_parent(signal.SIGTERM)
 
     rd = RunDir(job.run_dir)
     rd.log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -201,10 +201,9 @@ def _pool_init(threads: int, parent: int) -> None:
     spin-wait on each other)."""
     import signal
 
-    from .base import _PRCTL
+    from .base import die_with_parent
 
-    if _PRCTL is not None:
-        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    die_with_parent(signal.SIGKILL)
     if os.getppid() != parent:  # the orchestrator died before the line above
         os._exit(1)
     import torch
