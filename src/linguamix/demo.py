@@ -58,7 +58,7 @@ def run_demo(out: str | Path = "linguamix-demo", *, quick: bool = False, workers
     from .store import write_json, write_text
     from .study.executors.local import PoolExecutor
     from .study.loop import run_study
-    from .study.state import format_seconds
+    from .timing import format_seconds
     from .tinymodel import build_models
 
     import sys

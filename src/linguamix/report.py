@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from .analysis.pipeline import CSV_FILES, Analysis
+from .timing import format_seconds
 
 Block = tuple  # ("h1"|"h2"|"p"|"list"|"table"|"figure", ...)
 SETTING_NAMES = {"en": "English", "direct": "non-English, direct exposure",
@@ -305,21 +306,15 @@ def _time(a: Analysis) -> list[Block]:
 
     def cell(scope: str, stage: str) -> str:
         r = t[(t["scope"] == scope) & (t["stage"] == stage)].iloc[0]
-        return f"{_duration(r['seconds'])} ({100 * r['share']:.0f} %)"
+        return f"{format_seconds(r['seconds'])} ({100 * r['share']:.0f} %)"
 
     rows = [[r["label"], *[cell(s, r["stage"]) for s in ["all", *models]]] for _, r in every.iterrows()]
     return [("h2", "Where the time went"),
-            ("p", f"Wall time of each stage, summed over the collected runs ({_duration(total)} of run time; runs in "
+            ("p", f"Wall time of each stage, summed over the collected runs ({format_seconds(total)} of run time; runs in "
                   "parallel overlap, so this is device time, not the study's elapsed time), and its share of the "
                   "total. Training steps exclude the epoch-end validation and the checkpoint saves inside "
                   "training. Measured by the runs themselves (logs/timings.jsonl); time.csv has the numbers."),
             ("table", header, rows)]
-
-
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else \
-        f"{seconds:.1f} s"
 
 
 def _md_cell(text: str) -> str:

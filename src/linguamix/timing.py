@@ -9,9 +9,7 @@ and `generation_s` (`validation`, `test_eval`).
 """
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 STAGES = ("data", "model_load", "train_steps", "validation", "test_eval", "saving")
 """In the order a run goes through them. `train_steps` is the trainer's wall time minus the epoch-end
@@ -27,14 +25,6 @@ class Stopwatch:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.add(name, time.perf_counter() - t0)
 
     def add(self, name: str, seconds: float) -> None:
         if name not in STAGES:
@@ -76,3 +66,14 @@ def shares_line(totals: dict[str, float]) -> str:
     """`training steps 61 %, epoch-end validation 25 %, ...` (stages that took time, largest first)."""
     parts = sorted(((v, k) for k, v in shares(totals).items() if totals[k] > 0), reverse=True)
     return ", ".join(f"{LABELS[k]} {v:.0%}".replace("%", " %") for v, k in parts)
+
+
+def format_seconds(seconds: float | None) -> str:
+    """`12.3s`, `4m05s`, `2h07m` (empty for None): how every duration is shown."""
+    if seconds is None:
+        return ""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{seconds:.1f}s"
+

@@ -51,7 +51,7 @@ def cmd_plan(args) -> int:
         sys.stdout.write("\n")
         return 0
     if args.format == "table":
-        from ..study.state import format_seconds
+        from ..timing import format_seconds
 
         rows = [{**r, "predicted": format_seconds(r["predicted_s"])} for r in rows]
     emit(rows, args.format, ["kind", "model", "task", "mixture", "n_languages", "seed", "status", "train_tokens",

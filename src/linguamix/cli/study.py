@@ -42,8 +42,8 @@ def cmd_study_status(args) -> int:
     from collections import Counter
 
     from ..runs import parse_only, select
-    from ..study.state import STATES, format_seconds, status_rows, summary_line, time_line, time_summary
-    from ..timing import shares
+    from ..study.state import STATES, status_rows, summary_line, time_line, time_summary
+    from ..timing import format_seconds, shares
 
     cfg = load_study(args.config)
     every = status_rows(cfg, select(cfg, parse_only(args.only)))

@@ -24,7 +24,7 @@ from ..config import StudyConfig
 from ..mixtures import languages_of
 from ..runs import expand
 from ..store import Store
-from ..timing import throughput
+from ..timing import format_seconds, throughput
 
 FIXED = ("data", "model_load", "saving")
 
@@ -140,8 +140,6 @@ def _params_by_model(cfg: StudyConfig, compute_runs: dict[str, dict[str, Any]]) 
 
 def forecast_line(f: dict[str, Any]) -> str:
     """The one-line prediction `plan` prints (labelled as one, with what it rests on)."""
-    from .state import format_seconds
-
     if not f["remaining"]:
         return "predicted: nothing left to run"
     if f["wallclock_s"] is None:

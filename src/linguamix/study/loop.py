@@ -21,7 +21,7 @@ from ..records import RunSpec
 from ..runs import changed_runs, describe_changed, run_hash, select
 from ..store import Store
 from .executors import Executor, Job, Outcome, make_job
-from .state import format_seconds
+from ..timing import format_seconds
 
 MAX_PREEMPTIONS = 10
 """Requeues of one run after preemption within one `study run` (they do not count as failures)."""

@@ -11,7 +11,7 @@ from ..mixtures import languages_of
 from ..records import RunSpec
 from ..runs import expand, run_hash
 from ..store import RunDir, Store
-from ..timing import shares, shares_line, stage_totals
+from ..timing import format_seconds, shares, shares_line, stage_totals
 
 STATES = ("done", "running", "failed", "pending", "cancelled")
 
@@ -89,12 +89,3 @@ def plan_rows(cfg: StudyConfig, store: Store | None = None) -> list[dict[str, An
             "status": st.get("state", "pending"),
         })
     return rows
-
-
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{seconds:.1f}s"
